@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::AutodiffBackend;
 
 use burn::tensor::{Distribution, Int, Tensor};
 

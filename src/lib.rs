@@ -10,3 +10,4 @@ pub mod tstr;
 pub mod bench;
 pub mod smoke;
 pub mod weights;
+pub mod data;

@@ -2,7 +2,7 @@
 
 use burn::backend::{Autodiff, Flex};
 use burn::backend::flex::FlexDevice;
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Distribution, Tensor};
 use timebalance::model::video_resnet::r2plus1d_mid_planes;
 use timebalance::model::{Arch, BackboneConfig, SslModel, TEMPORAL_SLOTS, VideoClassifier};
@@ -51,8 +51,20 @@ fn temporal_resolution_of_the_last_stage() {
 fn full_width_parameter_counts_match_torchvision() {
     // torchvision: r3d_18 33,371,472 / r2plus1d_18 31,505,325 / mc3_18 11,695,440
     // parameters with a 400-class head (batch-norm running stats excluded).
+    // Burn's `num_params` also counts batch-norm running statistics; count trainable ones.
+    struct Trainable(usize);
+    impl ModuleVisitor<B> for Trainable {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if param.is_require_grad() {
+                self.0 += param.val().shape().num_elements();
+            }
+        }
+    }
     let count = |arch: Arch| {
-        VideoClassifier::<B>::new(BackboneConfig::new(arch, 64), 400, &DEVICE).num_params()
+        let model = VideoClassifier::<B>::new(BackboneConfig::new(arch, 64), 400, &DEVICE);
+        let mut visitor = Trainable(0);
+        model.visit(&mut visitor);
+        visitor.0
     };
     assert_eq!(count(Arch::R3d18), 33_371_472);
     assert_eq!(count(Arch::R2plus1d18), 31_505_325);

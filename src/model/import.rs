@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::store::{
-    ApplyResult, KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+    ApplyError, ApplyResult, KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 use burn::tensor::backend::Backend;
 
@@ -36,6 +36,19 @@ const TORCHVISION_RULES: &[(&str, &str)] = &[
     (r"^(layer\d\.\d+)\.conv(\d)\.1\.", "backbone.$1.bn$2."),
     (r"^(layer\d\.\d+)\.downsample\.0\.", "backbone.$1.downsample.conv."),
     (r"^(layer\d\.\d+)\.downsample\.1\.", "backbone.$1.downsample.bn."),
+];
+
+/// PyTorch batch norm's affine parameters are Burn's `gamma`/`beta` (applied after the
+/// layout rules, to every batch-norm path of our modules).
+const BATCH_NORM_RULES: &[(&str, &str)] = &[
+    (
+        r"^(.+\.(?:bn|bn1|bn2|bn_t|mid_bn|norm|norm_a|norm_b|norm_c|branch1_norm))\.weight$",
+        "$1.gamma",
+    ),
+    (
+        r"^(.+\.(?:bn|bn1|bn2|bn_t|mid_bn|norm|norm_a|norm_b|norm_c|branch1_norm))\.bias$",
+        "$1.beta",
+    ),
 ];
 
 /// PyTorchVideo `slow_r50` key names → our module paths.
@@ -68,6 +81,7 @@ impl KeyLayout {
         };
         let rules: Vec<(&str, &str)> = std::iter::once(WRAPPER_PREFIX_RULE)
             .chain(specific.iter().copied())
+            .chain(BATCH_NORM_RULES.iter().copied())
             .collect();
         Ok(KeyRemapper::from_patterns(rules)?)
     }
@@ -182,11 +196,22 @@ fn check_result(result: &ApplyResult, path: &Path, heads: HeadPolicy) -> Result<
         .collect();
     let (ignored, unexpected): (Vec<&String>, Vec<&String>) =
         result.unused.iter().partition(|k| tolerated(k));
-    let errors: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+    let errors: Vec<String> = result
+        .errors
+        .iter()
+        .filter(|e| !(heads == HeadPolicy::BackboneOnly && is_head(error_path(e))))
+        .map(|e| e.to_string())
+        .collect();
     if missing.is_empty() && unexpected.is_empty() && errors.is_empty() {
+        let skipped_head = result
+            .errors
+            .iter()
+            .map(error_path)
+            .filter(|p| is_head(p))
+            .map(str::to_string);
         return Ok(ImportReport {
             applied: result.applied.len(),
-            ignored: ignored.into_iter().cloned().collect(),
+            ignored: ignored.into_iter().cloned().chain(skipped_head).collect(),
         });
     }
     let mut msg = format!("weights file {} does not fit the model:", path.display());
@@ -201,4 +226,13 @@ fn check_result(result: &ApplyResult, path: &Path, heads: HeadPolicy) -> Result<
         msg.push_str(&format!("\n  mismatches ({}): {}", errors.len(), errors.join("; ")));
     }
     bail!(msg)
+}
+
+fn error_path(error: &ApplyError) -> &str {
+    match error {
+        ApplyError::ShapeMismatch { path, .. }
+        | ApplyError::DTypeMismatch { path, .. }
+        | ApplyError::AdapterError { path, .. }
+        | ApplyError::LoadError { path, .. } => path,
+    }
 }

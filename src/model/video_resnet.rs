@@ -66,10 +66,13 @@ pub struct SpatioTemporalConv<B: Backend> {
 }
 
 impl<B: Backend> SpatioTemporalConv<B> {
+    /// `mid_planes` is the factorised conv's middle width; torchvision computes it once per
+    /// block from the block's input and output widths and uses it for both convs.
     fn new(
         kind: ConvKind,
         in_planes: usize,
         out_planes: usize,
+        mid_planes: usize,
         stride: usize,
         device: &B::Device,
     ) -> Self {
@@ -87,7 +90,7 @@ impl<B: Backend> SpatioTemporalConv<B> {
                 device,
             ),
             ConvKind::Factorised => {
-                let mid = r2plus1d_mid_planes(in_planes, out_planes);
+                let mid = mid_planes;
                 Self {
                     conv: Conv3dSpec::new(in_planes, mid, [1, 3, 3])
                         .stride([1, stride, stride])
@@ -287,7 +290,9 @@ fn make_stage<B: Backend>(
         .map(|i| {
             let block_in = if i == 0 { in_planes } else { planes };
             let block_stride = if i == 0 { stride } else { 1 };
-            let mut conv1 = SpatioTemporalConv::new(kind, block_in, planes, block_stride, device);
+            let mid = r2plus1d_mid_planes(block_in, planes);
+            let mut conv1 =
+                SpatioTemporalConv::new(kind, block_in, planes, mid, block_stride, device);
             let mut ds_stride = kind.downsample_stride(block_stride);
             if dilated_first && i == 0 {
                 // TimeBalance keeps the temporal length in layer4: temporal stride 1,
@@ -307,7 +312,7 @@ fn make_stage<B: Backend>(
             BasicBlock {
                 conv1,
                 bn1: batch_norm(planes, device),
-                conv2: SpatioTemporalConv::new(kind, planes, planes, 1, device),
+                conv2: SpatioTemporalConv::new(kind, planes, planes, mid, 1, device),
                 bn2: batch_norm(planes, device),
                 downsample,
             }

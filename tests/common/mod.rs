@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests: golden fixtures and tolerances.
 #![allow(dead_code)]
 
+pub mod ffmpeg;
+
 use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;

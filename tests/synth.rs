@@ -1,0 +1,272 @@
+//! The synthetic generator writes a valid UCF101-style dataset of real, decodable videos whose
+//! distinctive classes change in the advertised direction, deterministically in the seed.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use timebalance::data::synth::{generate, ClassesFile, Family, SynthConfig};
+use timebalance::data::video::{decode_frames, probe, RgbFrame};
+
+const TINY_CLASSES: usize = 4;
+const TINY_TRAIN: usize = 2;
+const TINY_TEST: usize = 1;
+const TINY_SIZE: u32 = 32;
+const TINY_FRAMES: usize = 24;
+
+/// A pixel belongs to the foreground when some channel differs from the background estimate
+/// by more than this (8-bit levels); the noise is ±8 and objects contrast by ≥ 64 in luma.
+const FOREGROUND_THRESHOLD: u8 = 40;
+/// Minimum centroid travel (pixels) between the first and last frame of a move class.
+const MIN_TRAVEL_PX: f64 = 3.0;
+
+fn tiny_config(out: &Path, seed: u64) -> SynthConfig {
+    SynthConfig {
+        out: out.to_path_buf(),
+        classes: TINY_CLASSES,
+        videos_per_class: TINY_TRAIN,
+        test_videos_per_class: TINY_TEST,
+        frames: TINY_FRAMES,
+        size: TINY_SIZE,
+        seed,
+        fps: 25,
+    }
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {path:?}: {e}"))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Group number from a UCF101 file name `v_Class_gXX_cYY.avi`.
+fn group_of(path: &str) -> usize {
+    let start = path.rfind("_g").expect("group marker") + 2;
+    path[start..start + 2].parse().expect("group number")
+}
+
+fn all_frames(path: &Path) -> Vec<RgbFrame> {
+    let indices: Vec<usize> = (0..TINY_FRAMES).collect();
+    decode_frames(path, &indices).expect("decode")
+}
+
+/// Per-pixel, per-channel median over many frames: the static background of a group, because
+/// the objects of different videos sit in different places.
+fn median_background(frames: &[RgbFrame]) -> Vec<u8> {
+    let len = frames[0].data.len();
+    (0..len)
+        .map(|i| {
+            let mut values: Vec<u8> = frames.iter().map(|f| f.data[i]).collect();
+            values.sort_unstable();
+            values[values.len() / 2]
+        })
+        .collect()
+}
+
+/// Centroid x, y of the largest 4-connected foreground component (the object; the distractor
+/// is smaller).
+fn object_centroid(frame: &RgbFrame, background: &[u8]) -> (f64, f64) {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let mask: Vec<bool> = frame
+        .data
+        .chunks_exact(3)
+        .zip(background.chunks_exact(3))
+        .map(|(p, b)| {
+            p.iter()
+                .zip(b)
+                .any(|(x, y)| x.abs_diff(*y) > FOREGROUND_THRESHOLD)
+        })
+        .collect();
+    let mut seen = vec![false; w * h];
+    let mut best: Vec<usize> = Vec::new();
+    for start in 0..w * h {
+        if !mask[start] || seen[start] {
+            continue;
+        }
+        let mut component = vec![start];
+        seen[start] = true;
+        let mut next = 0;
+        while next < component.len() {
+            let i = component[next];
+            next += 1;
+            let (x, y) = (i % w, i / w);
+            let neighbours = [
+                (x > 0).then(|| i - 1),
+                (x + 1 < w).then(|| i + 1),
+                (y > 0).then(|| i - w),
+                (y + 1 < h).then(|| i + w),
+            ];
+            for j in neighbours.into_iter().flatten() {
+                if mask[j] && !seen[j] {
+                    seen[j] = true;
+                    component.push(j);
+                }
+            }
+        }
+        if component.len() > best.len() {
+            best = component;
+        }
+    }
+    assert!(!best.is_empty(), "no foreground found");
+    let n = best.len() as f64;
+    let sx: f64 = best.iter().map(|&i| (i % w) as f64).sum();
+    let sy: f64 = best.iter().map(|&i| (i / w) as f64).sum();
+    (sx / n, sy / n)
+}
+
+#[test]
+fn tiny_dataset_layout_decodes_and_moves_in_the_right_direction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("synth");
+    let summary = generate(&tiny_config(&out, 7)).expect("generate");
+
+    // classInd.txt: "label Name", labels 1..=n.
+    let class_ind = read_lines(&out.join("classInd.txt"));
+    assert_eq!(class_ind.len(), TINY_CLASSES);
+    let mut names = BTreeMap::new();
+    for (i, line) in class_ind.iter().enumerate() {
+        let (label, name) = line.split_once(' ').expect("label and name");
+        assert_eq!(label.parse::<usize>().expect("label"), i + 1);
+        assert!(!name.contains(char::is_whitespace));
+        names.insert(name.to_string(), i + 1);
+    }
+
+    // classes.json: same classes, half of each family.
+    let json = std::fs::read_to_string(out.join("classes.json")).expect("classes.json");
+    let classes: ClassesFile = serde_json::from_str(&json).expect("parse classes.json");
+    assert_eq!(classes.classes, summary.classes);
+    for family in [Family::Invariant, Family::Distinctive] {
+        let count = classes
+            .classes
+            .iter()
+            .filter(|c| c.family == family)
+            .count();
+        assert_eq!(count, TINY_CLASSES / 2, "{family:?}");
+    }
+    for class in &classes.classes {
+        assert_eq!(names[&class.name], class.label);
+    }
+
+    // trainlist01.txt: "Class/v_Class_gXX_cYY.avi label"; testlist01.txt: path only.
+    let train = read_lines(&out.join("trainlist01.txt"));
+    let test = read_lines(&out.join("testlist01.txt"));
+    assert_eq!(train.len(), TINY_CLASSES * TINY_TRAIN);
+    assert_eq!(test.len(), TINY_CLASSES * TINY_TEST);
+    let mut train_groups = BTreeSet::new();
+    let mut videos: Vec<(String, PathBuf)> = Vec::new();
+    for line in &train {
+        let (path, label) = line.split_once(' ').expect("path and label");
+        let class = path.split('/').next().expect("class dir");
+        assert_eq!(label.parse::<usize>().expect("label"), names[class]);
+        assert!(path.starts_with(&format!("{class}/v_{class}_g")), "{path}");
+        train_groups.insert((class.to_string(), group_of(path)));
+        videos.push((class.to_string(), out.join(path)));
+    }
+    for path in &test {
+        assert!(!path.contains(' '), "{path}");
+        let class = path.split('/').next().expect("class dir");
+        assert!(
+            !train_groups.contains(&(class.to_string(), group_of(path))),
+            "test group of {path} also in train"
+        );
+        videos.push((class.to_string(), out.join(path)));
+    }
+
+    // Every video is real: it probes with the configured geometry and frame count.
+    for (_, path) in &videos {
+        let info = probe(path).expect("probe");
+        assert_eq!(info.frame_count, TINY_FRAMES, "{path:?}");
+        assert_eq!(
+            (info.width, info.height),
+            (TINY_SIZE, TINY_SIZE),
+            "{path:?}"
+        );
+        assert!((info.fps - 25.0).abs() < 1e-9, "{path:?}");
+    }
+
+    // Distinctive move classes move: centroid of the object against the group's background.
+    let mut by_group: BTreeMap<usize, Vec<(String, Vec<RgbFrame>)>> = BTreeMap::new();
+    for (class, path) in &videos {
+        let group = group_of(&path.to_string_lossy());
+        by_group
+            .entry(group)
+            .or_default()
+            .push((class.clone(), all_frames(path)));
+    }
+    let mut checked = 0;
+    for clips in by_group.values() {
+        let pooled: Vec<RgbFrame> = clips.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
+        let background = median_background(&pooled);
+        for (class, frames) in clips {
+            let sign = match class.as_str() {
+                "DistMoveRight" => 1.0,
+                "DistMoveLeft" => -1.0,
+                _ => continue,
+            };
+            let first = object_centroid(&frames[0], &background);
+            let last = object_centroid(&frames[TINY_FRAMES - 1], &background);
+            let travel = (last.0 - first.0) * sign;
+            assert!(
+                travel >= MIN_TRAVEL_PX,
+                "{class}: centroid x {:.1} -> {:.1}",
+                first.0,
+                last.0
+            );
+            assert!(
+                (last.1 - first.1).abs() < travel,
+                "{class}: moved vertically"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2 * (TINY_TRAIN + TINY_TEST));
+}
+
+fn all_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read file");
+                let relative = path.strip_prefix(root).expect("prefix").to_path_buf();
+                files.insert(relative, bytes);
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn same_seed_gives_identical_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b, c] = ["a", "b", "c"].map(|n| dir.path().join(n));
+    generate(&tiny_config(&a, 3)).expect("generate a");
+    generate(&tiny_config(&b, 3)).expect("generate b");
+    generate(&tiny_config(&c, 4)).expect("generate c");
+    let (files_a, files_b, files_c) = (all_files(&a), all_files(&b), all_files(&c));
+    assert_eq!(files_a.len(), TINY_CLASSES * (TINY_TRAIN + TINY_TEST) + 4);
+    assert!(files_a == files_b, "same seed must give identical files");
+    let videos_differ = files_a
+        .iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "avi"))
+        .all(|(p, bytes)| files_c.get(p) != Some(bytes));
+    assert!(videos_differ, "a different seed must change every video");
+}
+
+#[test]
+fn invalid_configs_are_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (classes, size) in [(3, 32), (0, 32), (100, 32), (4, 31), (4, 8)] {
+        let cfg = SynthConfig {
+            classes,
+            size,
+            ..tiny_config(dir.path(), 0)
+        };
+        assert!(generate(&cfg).is_err(), "classes {classes}, size {size}");
+    }
+}
+
