@@ -78,7 +78,8 @@ impl BackendTask for ModelBench {
             BenchMode::Forward => {
                 let model = model.valid();
                 for i in 0..total {
-                    let x = Tensor::<B::InnerBackend, 5>::random(shape, Distribution::Default, &device);
+                    let x =
+                        Tensor::<B::InnerBackend, 5>::random(shape, Distribution::Default, &device);
                     let start = Instant::now();
                     let logits = model.forward(x);
                     // Reading the result back waits for asynchronous backends.

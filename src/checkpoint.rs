@@ -36,7 +36,11 @@ pub fn save_module<B: Backend, M: Module<B>>(module: M, path: &Path) -> Result<P
 }
 
 /// Load weights recorded by [`save_module`] into a module of the same structure.
-pub fn load_module<B: Backend, M: Module<B>>(module: M, path: &Path, device: &B::Device) -> Result<M> {
+pub fn load_module<B: Backend, M: Module<B>>(
+    module: M,
+    path: &Path,
+    device: &B::Device,
+) -> Result<M> {
     let path = path.with_extension(MODEL_EXTENSION);
     let record = ModelRecorder::new()
         .load(path.clone(), device)

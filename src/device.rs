@@ -13,9 +13,10 @@ use burn::backend::Autodiff;
 use burn::tensor::backend::AutodiffBackend;
 
 /// A device as named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceSpec {
     /// Burn's `flex` CPU backend (default).
+    #[default]
     Cpu,
     /// Burn's `ndarray` CPU backend.
     NdArray,
@@ -27,12 +28,6 @@ pub enum DeviceSpec {
     Metal,
     /// wgpu restricted to Vulkan.
     Vulkan,
-}
-
-impl Default for DeviceSpec {
-    fn default() -> Self {
-        DeviceSpec::Cpu
-    }
 }
 
 impl FromStr for DeviceSpec {
@@ -115,9 +110,9 @@ pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> Result<T::Output> 
         DeviceSpec::Cpu => {
             task.run::<Autodiff<burn::backend::Flex>>(burn::backend::flex::FlexDevice)
         }
-        DeviceSpec::NdArray => task.run::<Autodiff<burn::backend::NdArray>>(
-            burn::backend::ndarray::NdArrayDevice::Cpu,
-        ),
+        DeviceSpec::NdArray => {
+            task.run::<Autodiff<burn::backend::NdArray>>(burn::backend::ndarray::NdArrayDevice::Cpu)
+        }
         DeviceSpec::Cuda(index) => run_cuda(index, task),
         DeviceSpec::Wgpu => run_wgpu(task),
         DeviceSpec::Metal => run_metal(task),
@@ -194,14 +189,22 @@ fn run_vulkan<T: BackendTask>(_task: T) -> Result<T::Output> {
 /// GPU runtimes load their driver lazily and panic on a device thread when it is missing
 /// (e.g. "Unable to dynamically load the cuda shared library"); this turns that into an
 /// error naming the device. The panic hook is silenced only for the duration of the probe.
-#[cfg(any(feature = "cuda", feature = "wgpu", feature = "metal", feature = "vulkan"))]
+#[cfg(any(
+    feature = "cuda",
+    feature = "wgpu",
+    feature = "metal",
+    feature = "vulkan"
+))]
 fn probe<B: burn::tensor::backend::Backend>(device: &B::Device, name: &str) -> Result<()> {
     use burn::tensor::Tensor;
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let t = Tensor::<B, 1>::ones([1], device).add_scalar(1.0);
-        t.into_data().to_vec::<f32>().ok().and_then(|v| v.first().copied())
+        t.into_data()
+            .to_vec::<f32>()
+            .ok()
+            .and_then(|v| v.first().copied())
     }));
     std::panic::set_hook(previous_hook);
     match outcome {
@@ -229,7 +232,10 @@ mod tests {
     #[test]
     fn parses_every_device_name() {
         assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
-        assert_eq!("ndarray".parse::<DeviceSpec>().unwrap(), DeviceSpec::NdArray);
+        assert_eq!(
+            "ndarray".parse::<DeviceSpec>().unwrap(),
+            DeviceSpec::NdArray
+        );
         assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
         assert_eq!("cuda:3".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(3));
         assert_eq!("WGPU".parse::<DeviceSpec>().unwrap(), DeviceSpec::Wgpu);
@@ -247,7 +253,9 @@ mod tests {
                 Ok(())
             }
         }
-        let err = dispatch(DeviceSpec::Cuda(0), Nothing).unwrap_err().to_string();
+        let err = dispatch(DeviceSpec::Cuda(0), Nothing)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--features cuda"), "{err}");
     }
 }

@@ -1,13 +1,14 @@
 //! timebalance — semi-supervised video action recognition with TimeBalance (CVPR 2023),
 //! on Burn. See `README.md` and METHOD.md for the method.
 
+pub mod bench;
 pub mod checkpoint;
+pub mod commands;
+pub mod data;
 pub mod device;
 pub mod loss;
 pub mod model;
 pub mod ops;
-pub mod tstr;
-pub mod bench;
 pub mod smoke;
+pub mod tstr;
 pub mod weights;
-pub mod data;

@@ -7,6 +7,10 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use timebalance::bench::{BenchMode, ModelBench};
+use timebalance::commands;
+use timebalance::data::clips::ClipRecipe;
+use timebalance::data::datasets::DatasetKind;
+use timebalance::data::synth::{self, SynthConfig};
 use timebalance::device::{DeviceSpec, compiled_devices, dispatch};
 use timebalance::model::import::KeyLayout;
 use timebalance::model::{Arch, BackboneConfig, FULL_WIDTH};
@@ -14,7 +18,11 @@ use timebalance::smoke::SmokeRun;
 use timebalance::weights::ImportTask;
 
 #[derive(Parser)]
-#[command(name = "timebalance", version, about = "Semi-supervised video action recognition with TimeBalance (CVPR 2023)")]
+#[command(
+    name = "timebalance",
+    version,
+    about = "Semi-supervised video action recognition with TimeBalance (CVPR 2023)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// Video data: decode frames, draw label splits, check a dataset, make the synthetic set.
+    Data {
+        #[command(subcommand)]
+        what: DataCommand,
+    },
     /// Model weights: import PyTorch files into our checkpoint format.
     Weights {
         #[command(subcommand)]
@@ -45,11 +58,96 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum DataCommand {
+    /// Decode exactly the given frames of a video and write DIR/frame_<index>.ppm (P6).
+    Frames {
+        video: PathBuf,
+        /// Comma-separated frame indices (0-based, presentation order).
+        #[arg(long)]
+        indices: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Draw a class-balanced labeled subset of a training split and write it to a file.
+    Splits {
+        #[arg(long)]
+        dataset: DatasetKind,
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        split: u8,
+        /// Fraction of each class to label (at least one video per class).
+        #[arg(long)]
+        fraction: Option<f64>,
+        /// Or: number of labeled videos per class.
+        #[arg(long)]
+        per_class: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Read every video's metadata in parallel; report unreadable and too-short files.
+    Check {
+        #[arg(long)]
+        dataset: DatasetKind,
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        split: u8,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Videos with fewer frames are reported as too short.
+        #[arg(long, default_value_t = timebalance::data::sampling::SSL_CLIP_FRAMES)]
+        min_frames: usize,
+    },
+    /// Render and encode the synthetic dataset (UCF101 layout, MPEG-4 AVI files).
+    Synth {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        classes: usize,
+        #[arg(long, default_value_t = 40)]
+        videos_per_class: usize,
+        #[arg(long, default_value_t = 20)]
+        test_videos_per_class: usize,
+        #[arg(long, default_value_t = 48)]
+        frames: usize,
+        #[arg(long, default_value_t = 64)]
+        size: u32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
+    /// Loader throughput (clips/s) on the video files of a directory.
+    Data {
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value = "ssl")]
+        sampler: Sampler,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        #[arg(long, default_value_t = 4)]
+        batches: usize,
+        #[arg(long, default_value_t = timebalance::data::clips::DEFAULT_OUT_SIZE)]
+        size: u32,
+    },
     /// Forward + backward + Adam step on random clips; last line `median_s <seconds>`.
     Train(BenchArgs),
     /// Inference forward pass on random clips; last line `median_s <seconds>`.
     Forward(BenchArgs),
+}
+
+/// Which clip sampler `bench data` times.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Sampler {
+    /// Self-supervised: 10 clips of 16 frames per video.
+    Ssl,
+    /// Fine-tuning: one 8-frame clip at stride 2.
+    Train,
 }
 
 #[derive(clap::Args)]
@@ -120,10 +218,30 @@ fn run(cli: Cli) -> Result<()> {
             println!("{report}");
             Ok(())
         }
+        Command::Data { what } => run_data(what),
         Command::Bench { what } => {
             let (mode, args) = match what {
                 BenchCommand::Train(a) => (BenchMode::Train, a),
                 BenchCommand::Forward(a) => (BenchMode::Forward, a),
+                BenchCommand::Data {
+                    dir,
+                    sampler,
+                    workers,
+                    batches,
+                    size,
+                } => {
+                    let recipe = match sampler {
+                        Sampler::Ssl => ClipRecipe::ssl(size, true),
+                        Sampler::Train => ClipRecipe::train(size, true),
+                    };
+                    let r = commands::bench_data(&dir, &recipe, workers, batches)?;
+                    println!(
+                        "videos {} skipped {} seconds {:.3} videos_per_s {:.2}",
+                        r.videos, r.skipped, r.seconds, r.videos_per_s
+                    );
+                    println!("clips_per_s {:.2}", r.clips_per_s);
+                    return Ok(());
+                }
             };
             let task = ModelBench {
                 mode,
@@ -165,4 +283,95 @@ fn run(cli: Cli) -> Result<()> {
             }
         },
     }
+}
+
+fn run_data(what: DataCommand) -> Result<()> {
+    match what {
+        DataCommand::Frames {
+            video,
+            indices,
+            out,
+        } => {
+            let indices = commands::parse_indices(&indices)?;
+            let written = commands::write_frames(&video, &indices, &out)?;
+            println!("wrote {} frames to {}", written.len(), out.display());
+        }
+        DataCommand::Splits {
+            dataset,
+            root,
+            split,
+            fraction,
+            per_class,
+            seed,
+            out,
+        } => {
+            let amount = commands::labeled_amount(fraction, per_class)?;
+            println!(
+                "{}",
+                commands::write_splits(dataset, &root, split, amount, seed, &out)?
+            );
+        }
+        DataCommand::Check {
+            dataset,
+            root,
+            split,
+            threads,
+            min_frames,
+        } => {
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let report = commands::check_dataset(dataset, &root, split, threads, min_frames)?;
+            for (path, err) in &report.unreadable {
+                println!("unreadable: {} ({err})", path.display());
+            }
+            for (path, frames) in &report.too_short {
+                println!(
+                    "too short: {} ({frames} frames < {min_frames})",
+                    path.display()
+                );
+            }
+            for path in &report.missing {
+                println!("missing: {}", path.display());
+            }
+            println!(
+                "checked {} videos: {} unreadable, {} too short, {} missing",
+                report.checked,
+                report.unreadable.len(),
+                report.too_short.len(),
+                report.missing.len()
+            );
+            if !report.is_clean() {
+                anyhow::bail!("dataset check found problems (listed above)");
+            }
+        }
+        DataCommand::Synth {
+            out,
+            classes,
+            videos_per_class,
+            test_videos_per_class,
+            frames,
+            size,
+            seed,
+        } => {
+            let cfg = SynthConfig {
+                out: out.clone(),
+                classes,
+                videos_per_class,
+                test_videos_per_class,
+                frames,
+                size,
+                seed,
+                ..SynthConfig::default()
+            };
+            let summary = synth::generate(&cfg)?;
+            println!(
+                "wrote {} training and {} test videos of {} classes to {}",
+                summary.train.len(),
+                summary.test.len(),
+                summary.classes.len(),
+                out.display()
+            );
+        }
+    }
+    Ok(())
 }

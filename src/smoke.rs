@@ -25,7 +25,11 @@ impl BackendTask for SmokeRun {
     type Output = String;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<String> {
-        ensure!(self.steps >= 2, "smoke needs at least 2 steps, got {}", self.steps);
+        ensure!(
+            self.steps >= 2,
+            "smoke needs at least 2 steps, got {}",
+            self.steps
+        );
         B::seed(&device, SMOKE_SEED);
         let mut model = VideoClassifier::<B>::new(
             BackboneConfig::new(Arch::R3d18, SMOKE_WIDTH),
@@ -34,7 +38,9 @@ impl BackendTask for SmokeRun {
         );
         let mut optim = AdamConfig::new().init::<B, VideoClassifier<B>>();
         let x = Tensor::<B, 5>::random(SMOKE_SHAPE, Distribution::Default, &device);
-        let labels: Vec<i64> = (0..SMOKE_SHAPE[0] as i64).map(|i| i % SMOKE_CLASSES as i64).collect();
+        let labels: Vec<i64> = (0..SMOKE_SHAPE[0] as i64)
+            .map(|i| i % SMOKE_CLASSES as i64)
+            .collect();
         let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [SMOKE_SHAPE[0]]), &device);
         let mut losses = Vec::with_capacity(self.steps);
         for _ in 0..self.steps {
@@ -44,7 +50,13 @@ impl BackendTask for SmokeRun {
             model = optim.step(SMOKE_LEARNING_RATE, model, grads);
         }
         let (first, last): (f64, f64) = (losses[0], losses[losses.len() - 1]);
-        ensure!(last.is_finite() && last < first, "loss did not decrease: {losses:?}");
-        Ok(format!("smoke ok: loss {first:.4} -> {last:.4} over {} Adam steps", self.steps))
+        ensure!(
+            last.is_finite() && last < first,
+            "loss did not decrease: {losses:?}"
+        );
+        Ok(format!(
+            "smoke ok: loss {first:.4} -> {last:.4} over {} Adam steps",
+            self.steps
+        ))
     }
 }

@@ -23,12 +23,20 @@ pub fn self_similarity<B: Backend>(embeddings: Tensor<B, 3>) -> Tensor<B, 1> {
         .clamp_min(NORM_EPS);
     let z = embeddings / norm;
     let diagonal = z.clone().powi_scalar(2).sum_dim(2).sum_dim(1).reshape([v]);
-    let total = z.clone().matmul(z.swap_dims(1, 2)).sum_dim(2).sum_dim(1).reshape([v]);
+    let total = z
+        .clone()
+        .matmul(z.swap_dims(1, 2))
+        .sum_dim(2)
+        .sum_dim(1)
+        .reshape([v]);
     (total - diagonal).div_scalar((n * (n - 1)) as f64)
 }
 
 /// s(v): the two teachers' self-similarities averaged, `[V]`.
-pub fn temporal_similarity<B: Backend>(invariant: Tensor<B, 3>, distinctive: Tensor<B, 3>) -> Tensor<B, 1> {
+pub fn temporal_similarity<B: Backend>(
+    invariant: Tensor<B, 3>,
+    distinctive: Tensor<B, 3>,
+) -> Tensor<B, 1> {
     (self_similarity(invariant) + self_similarity(distinctive)).div_scalar(2.0)
 }
 

@@ -24,7 +24,8 @@ impl BackendTask for ImportTask {
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<PathBuf> {
         let mut model = VideoClassifier::<B>::new(self.backbone, self.classes, &device);
-        let report = load_pytorch_weights(&mut model, &self.file, self.layout, HeadPolicy::Require)?;
+        let report =
+            load_pytorch_weights(&mut model, &self.file, self.layout, HeadPolicy::Require)?;
         eprintln!(
             "imported {} tensors from {} ({} ignored: {})",
             report.applied,

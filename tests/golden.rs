@@ -34,7 +34,7 @@ fn tau(c: &Value) -> f64 {
 fn per_view<B: Backend>(v: &Value, device: &B::Device) -> [Tensor<B, 3>; 2] {
     let all: Tensor<B, 4> = tensor(v, device);
     let [_, b, s, d] = all.dims();
-    let view = |i: usize| all.clone().slice([i..i + 1]).reshape([b, s, d]);
+    let view = |i: usize| all.clone().narrow(0, i, 1).reshape([b, s, d]);
     [view(0), view(1)]
 }
 
@@ -43,7 +43,13 @@ fn per_view<B: Backend>(v: &Value, device: &B::Device) -> [Tensor<B, 3>; 2] {
 fn invariant_inputs<B: Backend>(c: &Value, device: &B::Device) -> SslEmbeddings<B> {
     let dense: Tensor<B, 4> = tensor(&c["dense"], device);
     let [_, clips, b, d] = dense.dims();
-    let view = |i: usize| dense.clone().slice([i..i + 1]).reshape([clips, b, d]).swap_dims(0, 1);
+    let view = |i: usize| {
+        dense
+            .clone()
+            .narrow(0, i, 1)
+            .reshape([clips, b, d])
+            .swap_dims(0, 1)
+    };
     let s1: Tensor<B, 2> = tensor(&c["sparse_view1"], device);
     let s2: Tensor<B, 2> = tensor(&c["sparse_view2"], device);
     let unused = Tensor::zeros([b, clips, d], device);
@@ -97,11 +103,21 @@ fn check_contrastive<B: Backend>(device: &B::Device) {
 fn check_teachers<B: Backend>(device: &B::Device) {
     let c = case("invariant_teacher");
     let loss = invariant_loss(&invariant_inputs::<B>(&c, device), tau(&c));
-    assert_rel_close(scalar(loss.total), number(&c["loss"]), LOSS_RTOL, "invariant_teacher");
+    assert_rel_close(
+        scalar(loss.total),
+        number(&c["loss"]),
+        LOSS_RTOL,
+        "invariant_teacher",
+    );
 
     let c = case("distinctive_teacher");
     let loss = distinctive_loss(&distinctive_inputs::<B>(&c, device), tau(&c));
-    assert_rel_close(scalar(loss.total), number(&c["loss"]), LOSS_RTOL, "distinctive_teacher");
+    assert_rel_close(
+        scalar(loss.total),
+        number(&c["loss"]),
+        LOSS_RTOL,
+        "distinctive_teacher",
+    );
 }
 
 fn check_tstr<B: Backend>(device: &B::Device) {
@@ -125,7 +141,11 @@ fn check_tstr<B: Backend>(device: &B::Device) {
         TensorData::new(weights.iter().map(|&x| x as f32).collect::<Vec<_>>(), [n]),
         device,
     );
-    let p = teacher_target(w, tensor(&c["p_invariant"], device), tensor(&c["p_distinctive"], device));
+    let p = teacher_target(
+        w,
+        tensor(&c["p_invariant"], device),
+        tensor(&c["p_distinctive"], device),
+    );
     let (expected, _) = flatten(&c["p_teacher"]);
     assert_all_rel_close(&values(p), &expected, LOSS_RTOL, "tstr p_teacher");
 }
@@ -151,14 +171,24 @@ fn check_student<B: Backend>(device: &B::Device) {
         DistillKind::Mse,
     );
     assert_rel_close(scalar(loss.ce), number(&c["ce"]), LOSS_RTOL, "student ce");
-    assert_rel_close(scalar(loss.distill_labeled), number(&c["mse_labeled"]), LOSS_RTOL, "student mse_labeled");
+    assert_rel_close(
+        scalar(loss.distill_labeled),
+        number(&c["mse_labeled"]),
+        LOSS_RTOL,
+        "student mse_labeled",
+    );
     assert_rel_close(
         scalar(loss.distill_unlabeled),
         number(&c["mse_unlabeled"]),
         LOSS_RTOL,
         "student mse_unlabeled",
     );
-    assert_rel_close(scalar(loss.total), number(&c["total"]), LOSS_RTOL, "student total");
+    assert_rel_close(
+        scalar(loss.total),
+        number(&c["total"]),
+        LOSS_RTOL,
+        "student total",
+    );
 }
 
 fn check_model<B: AutodiffBackend>(device: &B::Device, name: &str, arch: Arch) {
@@ -167,8 +197,13 @@ fn check_model<B: AutodiffBackend>(device: &B::Device, name: &str, arch: Arch) {
     let classes = number(&reference["num_classes"]) as usize;
     let mut model = VideoClassifier::<B>::new(BackboneConfig::new(arch, width), classes, device);
     let weights = golden_dir().join(format!("{name}.safetensors"));
-    let report = load_pytorch_weights(&mut model, &weights, KeyLayout::Torchvision, HeadPolicy::Require)
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let report = load_pytorch_weights(
+        &mut model,
+        &weights,
+        KeyLayout::Torchvision,
+        HeadPolicy::Require,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(report.applied > 0);
     // Eval mode: the inference copy on the inner backend uses running statistics.
     let model = model.valid();
@@ -195,7 +230,9 @@ fn check_gradients<B: AutodiffBackend>(device: &B::Device) {
         let grads = loss.backward();
         let mut total = 0.0;
         for input in inputs {
-            let g = input.grad(&grads).unwrap_or_else(|| panic!("{what}: no gradient"));
+            let g = input
+                .grad(&grads)
+                .unwrap_or_else(|| panic!("{what}: no gradient"));
             for v in values(g) {
                 assert!(v.is_finite(), "{what}: non-finite gradient");
                 total += v * v;
@@ -207,17 +244,29 @@ fn check_gradients<B: AutodiffBackend>(device: &B::Device) {
     let c = case("nt_xent");
     let zi: Tensor<B, 2> = tensor::<B, 2>(&c["zi"], device).require_grad();
     let zj: Tensor<B, 2> = tensor::<B, 2>(&c["zj"], device).require_grad();
-    grad_norm(nt_xent(zi.clone(), zj.clone(), tau(&c)), &[zi, zj], "nt_xent");
+    grad_norm(
+        nt_xent(zi.clone(), zj.clone(), tau(&c)),
+        &[zi, zj],
+        "nt_xent",
+    );
 
     let c = case("global_local");
     let s: Tensor<B, 3> = tensor::<B, 3>(&c["sparse_slices"], device).require_grad();
     let d: Tensor<B, 3> = tensor::<B, 3>(&c["dense_pooled"], device).require_grad();
-    grad_norm(global_local(s.clone(), d.clone(), tau(&c)), &[s, d], "global_local");
+    grad_norm(
+        global_local(s.clone(), d.clone(), tau(&c)),
+        &[s, d],
+        "global_local",
+    );
 
     let c = case("local_local");
     let a: Tensor<B, 3> = tensor::<B, 3>(&c["dense_view1"], device).require_grad();
     let b: Tensor<B, 3> = tensor::<B, 3>(&c["dense_view2"], device).require_grad();
-    grad_norm(local_local(a.clone(), b.clone(), tau(&c)), &[a, b], "local_local");
+    grad_norm(
+        local_local(a.clone(), b.clone(), tau(&c)),
+        &[a, b],
+        "local_local",
+    );
 
     let c = case("invariant_teacher");
     let e = invariant_inputs::<B>(&c, device);
@@ -227,7 +276,11 @@ fn check_gradients<B: AutodiffBackend>(device: &B::Device) {
         sparse_slices: e.sparse_slices,
         dense: dense.clone(),
     };
-    grad_norm(invariant_loss(&e, tau(&c)).total, &dense, "invariant_teacher");
+    grad_norm(
+        invariant_loss(&e, tau(&c)).total,
+        &dense,
+        "invariant_teacher",
+    );
 
     let c = case("distinctive_teacher");
     let e = distinctive_inputs::<B>(&c, device);
@@ -239,12 +292,20 @@ fn check_gradients<B: AutodiffBackend>(device: &B::Device) {
         dense: dense.clone(),
     };
     let inputs: Vec<Tensor<B, 3>> = slices.into_iter().chain(dense).collect();
-    grad_norm(distinctive_loss(&e, tau(&c)).total, &inputs, "distinctive_teacher");
+    grad_norm(
+        distinctive_loss(&e, tau(&c)).total,
+        &inputs,
+        "distinctive_teacher",
+    );
 
     let c = case("tstr");
     let ei: Tensor<B, 3> = tensor::<B, 3>(&c["clip_embeddings_invariant"], device).require_grad();
     let ed: Tensor<B, 3> = tensor::<B, 3>(&c["clip_embeddings_distinctive"], device).require_grad();
-    grad_norm(temporal_similarity(ei.clone(), ed.clone()).sum(), &[ei, ed], "tstr score");
+    grad_norm(
+        temporal_similarity(ei.clone(), ed.clone()).sum(),
+        &[ei, ed],
+        "tstr score",
+    );
 
     let c = case("student");
     for kind in [DistillKind::Mse, DistillKind::Kl] {
@@ -308,6 +369,14 @@ macro_rules! golden_suite {
 }
 
 golden_suite!(flex, burn::backend::Flex, burn::backend::flex::FlexDevice);
-golden_suite!(ndarray, burn::backend::NdArray, burn::backend::ndarray::NdArrayDevice::Cpu);
+golden_suite!(
+    ndarray,
+    burn::backend::NdArray,
+    burn::backend::ndarray::NdArrayDevice::Cpu
+);
 #[cfg(feature = "wgpu")]
-golden_suite!(wgpu, burn::backend::Wgpu, burn::backend::wgpu::WgpuDevice::DefaultDevice);
+golden_suite!(
+    wgpu,
+    burn::backend::Wgpu,
+    burn::backend::wgpu::WgpuDevice::DefaultDevice
+);

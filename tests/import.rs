@@ -6,8 +6,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use burn::backend::{Autodiff, Flex};
 use burn::backend::flex::FlexDevice;
+use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::tensor::Tensor;
 use common::*;
@@ -61,13 +61,21 @@ fn make_pth(name: &str, dir: &Path, checkpoint: bool, prefix: &str) -> PathBuf {
 #[test]
 fn pth_state_dict_and_checkpoint_import_like_safetensors() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, arch) in [("r3d_tiny", Arch::R3d18), ("r2plus1d_tiny", Arch::R2plus1d18)] {
+    for (name, arch) in [
+        ("r3d_tiny", Arch::R3d18),
+        ("r2plus1d_tiny", Arch::R2plus1d18),
+    ] {
         let expected = golden_logits(name);
         for (checkpoint, prefix) in [(false, ""), (true, "module.")] {
             let path = make_pth(name, dir.path(), checkpoint, prefix);
             let mut model = tiny(arch);
-            load_pytorch_weights(&mut model, &path, KeyLayout::Torchvision, HeadPolicy::Require)
-                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            load_pytorch_weights(
+                &mut model,
+                &path,
+                KeyLayout::Torchvision,
+                HeadPolicy::Require,
+            )
+            .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             assert_logits_match(&logits(&model, name), &expected);
         }
     }
@@ -92,7 +100,8 @@ fn wrong_architecture_lists_missing_and_unexpected_keys() {
 
 #[test]
 fn wrong_width_reports_shape_mismatch() {
-    let mut model = VideoClassifier::<B>::new(BackboneConfig::new(Arch::R3d18, 16), TINY_CLASSES, &DEVICE);
+    let mut model =
+        VideoClassifier::<B>::new(BackboneConfig::new(Arch::R3d18, 16), TINY_CLASSES, &DEVICE);
     let err = load_pytorch_weights(
         &mut model,
         &golden_dir().join("r3d_tiny.safetensors"),
@@ -101,19 +110,41 @@ fn wrong_width_reports_shape_mismatch() {
     )
     .unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("Shape mismatch") || msg.contains("mismatch"), "{msg}");
+    assert!(
+        msg.contains("Shape mismatch") || msg.contains("mismatch"),
+        "{msg}"
+    );
     assert!(msg.contains("backbone.stem.conv.weight"), "{msg}");
 }
 
 #[test]
 fn backbone_only_import_ignores_a_different_head() {
-    let mut model = VideoClassifier::<B>::new(BackboneConfig::new(Arch::R3d18, TINY_WIDTH), 3, &DEVICE);
+    let mut model =
+        VideoClassifier::<B>::new(BackboneConfig::new(Arch::R3d18, TINY_WIDTH), 3, &DEVICE);
     let path = golden_dir().join("r3d_tiny.safetensors");
-    assert!(load_pytorch_weights(&mut model, &path, KeyLayout::Torchvision, HeadPolicy::Require).is_err());
-    let mut model = VideoClassifier::<B>::new(BackboneConfig::new(Arch::R3d18, TINY_WIDTH), 3, &DEVICE);
-    let report =
-        load_pytorch_weights(&mut model, &path, KeyLayout::Torchvision, HeadPolicy::BackboneOnly).unwrap();
-    assert!(report.ignored.iter().any(|k| k.starts_with("fc.")), "{:?}", report.ignored);
+    assert!(
+        load_pytorch_weights(
+            &mut model,
+            &path,
+            KeyLayout::Torchvision,
+            HeadPolicy::Require
+        )
+        .is_err()
+    );
+    let mut model =
+        VideoClassifier::<B>::new(BackboneConfig::new(Arch::R3d18, TINY_WIDTH), 3, &DEVICE);
+    let report = load_pytorch_weights(
+        &mut model,
+        &path,
+        KeyLayout::Torchvision,
+        HeadPolicy::BackboneOnly,
+    )
+    .unwrap();
+    assert!(
+        report.ignored.iter().any(|k| k.starts_with("fc.")),
+        "{:?}",
+        report.ignored
+    );
 }
 
 #[test]
@@ -130,8 +161,13 @@ fn missing_and_unknown_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let odd = dir.path().join("weights.onnx");
     std::fs::write(&odd, b"x").unwrap();
-    let err = load_pytorch_weights(&mut model, &odd, KeyLayout::Torchvision, HeadPolicy::Require)
-        .unwrap_err();
+    let err = load_pytorch_weights(
+        &mut model,
+        &odd,
+        KeyLayout::Torchvision,
+        HeadPolicy::Require,
+    )
+    .unwrap_err();
     assert!(format!("{err:#}").contains("unknown extension"), "{err:#}");
 }
 

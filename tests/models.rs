@@ -1,7 +1,7 @@
 //! Shapes and structure of every backbone (tiny widths), and the heads.
 
-use burn::backend::{Autodiff, Flex};
 use burn::backend::flex::FlexDevice;
+use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Distribution, Tensor};
 use timebalance::model::video_resnet::r2plus1d_mid_planes;
@@ -26,7 +26,11 @@ fn every_backbone_gives_four_slots_and_logits() {
         let cfg = BackboneConfig::new(arch, width);
         let backbone = cfg.init::<B>(&DEVICE);
         let f = backbone.features(clip(16, 32));
-        assert_eq!(f.slots.dims(), [2, cfg.feature_dim(), TEMPORAL_SLOTS], "{arch:?}");
+        assert_eq!(
+            f.slots.dims(),
+            [2, cfg.feature_dim(), TEMPORAL_SLOTS],
+            "{arch:?}"
+        );
         assert_eq!(f.pooled.dims(), [2, cfg.feature_dim()], "{arch:?}");
         let model = VideoClassifier::<B>::new(cfg, 7, &DEVICE);
         assert_eq!(model.forward(clip(8, 32)).dims(), [2, 7], "{arch:?}");
@@ -38,7 +42,10 @@ fn temporal_resolution_of_the_last_stage() {
     // 16 frames: R3D-18 halves time in layers 2-4 (16→2); TimeBalance's variant keeps
     // layer4's length (16→4), so its 4 slots are 4 distinct times; slow keeps all 16.
     let t = |arch: Arch, width: usize| {
-        BackboneConfig::new(arch, width).init::<B>(&DEVICE).feature_map(clip(16, 32)).dims()[2]
+        BackboneConfig::new(arch, width)
+            .init::<B>(&DEVICE)
+            .feature_map(clip(16, 32))
+            .dims()[2]
     };
     assert_eq!(t(Arch::R3d18, 8), 2);
     assert_eq!(t(Arch::R3d18Dilated, 8), 4);

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use timebalance::data::synth::{generate, ClassesFile, Family, SynthConfig};
-use timebalance::data::video::{decode_frames, probe, RgbFrame};
+use timebalance::data::synth::{ClassesFile, Family, SynthConfig, generate};
+use timebalance::data::video::{RgbFrame, decode_frames, probe};
 
 const TINY_CLASSES: usize = 4;
 const TINY_TRAIN: usize = 2;
@@ -269,4 +269,3 @@ fn invalid_configs_are_rejected() {
         assert!(generate(&cfg).is_err(), "classes {classes}, size {size}");
     }
 }
-

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use common::ffmpeg::*;
 use timebalance::data::video::{
-    decode_frames, probe, read_ppm, write_ppm, FrameReader, RgbFrame, VideoError,
+    FrameReader, RgbFrame, VideoError, decode_frames, probe, read_ppm, write_ppm,
 };
 
 /// Neighbouring frames of `testsrc2` must differ by at least this mean absolute difference, so
@@ -195,7 +195,6 @@ fn ppm_round_trip_and_matches_ffmpeg_image2() {
         "frame differs from ffmpeg select"
     );
 }
-
 
 #[test]
 fn garbage_in_the_middle_neither_panics_nor_hangs() {

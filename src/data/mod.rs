@@ -5,8 +5,11 @@
 //! packed RGB24 buffers until augmentation renders channel-first `f32` clips in `[0, 1]`.
 
 pub mod augment;
+pub mod clips;
 pub mod datasets;
+pub mod loader;
 pub mod partition;
 pub mod sampling;
 pub mod synth;
+pub mod tensors;
 pub mod video;

@@ -34,15 +34,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::{bail, ensure, Context as _, Result};
+use anyhow::{Context as _, Result, bail, ensure};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use video_rs::ffmpeg;
+use video_rs::ffmpeg::Rational;
 use video_rs::ffmpeg::format::Pixel;
 use video_rs::ffmpeg::software::scaling::{Context as Scaler, Flags as ScalerFlags};
 use video_rs::ffmpeg::util::frame::Video as AvFrame;
-use video_rs::ffmpeg::Rational;
 
 /// Clips per group, as in UCF101 (which has 4–7 clips per group).
 pub const CLIPS_PER_GROUP: usize = 4;
@@ -1004,7 +1004,7 @@ impl AviWriter {
                 }
                 Err(ffmpeg::Error::Eof) => return Ok(()),
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
-                    return Ok(())
+                    return Ok(());
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -22,13 +22,13 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use video_rs::ffmpeg;
+use video_rs::ffmpeg::Rational;
 use video_rs::ffmpeg::codec::packet::Packet;
-use video_rs::ffmpeg::format::context::Input;
 use video_rs::ffmpeg::format::Pixel;
+use video_rs::ffmpeg::format::context::Input;
 use video_rs::ffmpeg::media::Type as MediaType;
 use video_rs::ffmpeg::software::scaling::{Context as Scaler, Flags as ScalerFlags};
 use video_rs::ffmpeg::util::frame::Video as AvFrame;
-use video_rs::ffmpeg::Rational;
 
 /// Seek instead of decoding forward only when the next wanted frame is more than this many
 /// frames ahead. Decoding a small-resolution frame costs far less than a seek plus the decode

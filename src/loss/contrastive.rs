@@ -22,7 +22,10 @@ fn log_sum_exp<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> Tenso
 pub fn nt_xent_grouped<B: Backend>(zi: Tensor<B, 3>, zj: Tensor<B, 3>, tau: f64) -> Tensor<B, 1> {
     let [g, n, _] = zi.dims();
     let device = zi.device();
-    let positive = (zi.clone() * zj.clone()).sum_dim(2).reshape([g, n]).div_scalar(tau);
+    let positive = (zi.clone() * zj.clone())
+        .sum_dim(2)
+        .reshape([g, n])
+        .div_scalar(tau);
     let z = Tensor::cat(vec![zi, zj], 1);
     let sim = z.clone().matmul(z.swap_dims(1, 2)).div_scalar(tau);
     let eye = Tensor::<B, 2>::eye(2 * n, &device)
@@ -49,9 +52,16 @@ pub fn local_local<B: Backend>(view1: Tensor<B, 3>, view2: Tensor<B, 3>, tau: f6
 /// Global–local loss: per video `S[t,t'] = slice_t · dense_t' / τ`, cross-entropy with
 /// target t over every row and every column, summed over videos and divided by 2B.
 /// `slices`, `dense`: `[B, 4, D]`.
-pub fn global_local<B: Backend>(slices: Tensor<B, 3>, dense: Tensor<B, 3>, tau: f64) -> Tensor<B, 1> {
+pub fn global_local<B: Backend>(
+    slices: Tensor<B, 3>,
+    dense: Tensor<B, 3>,
+    tau: f64,
+) -> Tensor<B, 1> {
     let [b, _, _] = slices.dims();
-    let diagonal = (slices.clone() * dense.clone()).sum_dim(2).sum().div_scalar(tau);
+    let diagonal = (slices.clone() * dense.clone())
+        .sum_dim(2)
+        .sum()
+        .div_scalar(tau);
     let sim = slices.matmul(dense.swap_dims(1, 2)).div_scalar(tau);
     let rows = log_sum_exp(sim.clone(), 2).sum();
     let cols = log_sum_exp(sim, 1).sum();

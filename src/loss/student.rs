@@ -55,7 +55,11 @@ pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, labels: Tensor<B, 1, Int>
 }
 
 /// Distillation term between student logits `[N, C]` and teacher probabilities `[N, C]`.
-pub fn distill<B: Backend>(logits: Tensor<B, 2>, target: Tensor<B, 2>, kind: DistillKind) -> Tensor<B, 1> {
+pub fn distill<B: Backend>(
+    logits: Tensor<B, 2>,
+    target: Tensor<B, 2>,
+    kind: DistillKind,
+) -> Tensor<B, 1> {
     match kind {
         DistillKind::Mse => (softmax(logits, 1) - target).powi_scalar(2).mean(),
         DistillKind::Kl => {

@@ -45,7 +45,11 @@ pub fn invariant_loss<B: Backend>(e: &SslEmbeddings<B>, tau: f64) -> TeacherLoss
     );
     let n = VIEWS * DENSE_CLIPS;
     let (left, right): (Vec<i64>, Vec<i64>) = (0..n)
-        .flat_map(|p| (0..n).filter(move |&q| q != p).map(move |q| (p as i64, q as i64)))
+        .flat_map(|p| {
+            (0..n)
+                .filter(move |&q| q != p)
+                .map(move |q| (p as i64, q as i64))
+        })
         .unzip();
     let device = all.device();
     let pairs = left.len();
@@ -53,7 +57,9 @@ pub fn invariant_loss<B: Backend>(e: &SslEmbeddings<B>, tau: f64) -> TeacherLoss
     let right = Tensor::<B, 1, Int>::from_data(TensorData::new(right, [pairs]), &device);
     let zi = all.clone().select(0, left);
     let zj = all.select(0, right);
-    let second = nt_xent_grouped(zi, zj, tau).sum().mul_scalar(INVARIANT_DENSE_WEIGHT);
+    let second = nt_xent_grouped(zi, zj, tau)
+        .sum()
+        .mul_scalar(INVARIANT_DENSE_WEIGHT);
     TeacherLoss {
         total: first.clone() + second.clone(),
         first,
@@ -69,7 +75,11 @@ pub fn distinctive_loss<B: Backend>(e: &SslEmbeddings<B>, tau: f64) -> TeacherLo
     let second = e
         .sparse_slices
         .iter()
-        .flat_map(|s| e.dense.iter().map(move |d| global_local(s.clone(), d.clone(), tau)))
+        .flat_map(|s| {
+            e.dense
+                .iter()
+                .map(move |d| global_local(s.clone(), d.clone(), tau))
+        })
         .reduce(|a, b| a + b)
         .expect("two views give four terms");
     TeacherLoss {

@@ -86,6 +86,12 @@ impl Conv3dSpec {
 impl<B: Backend> Conv3dUnit<B> {
     /// `[B, C_in, T, H, W] -> [B, C_out, T', H', W']`.
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        crate::ops::conv3d(x, self.weight.val(), self.stride, self.padding, self.dilation)
+        crate::ops::conv3d(
+            x,
+            self.weight.val(),
+            self.stride,
+            self.padding,
+            self.dilation,
+        )
     }
 }

@@ -57,7 +57,12 @@ impl<B: Backend> ProjectionHead<B> {
 
 /// Row-wise L2 normalisation.
 pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(NORM_EPS);
+    let norm = x
+        .clone()
+        .powi_scalar(2)
+        .sum_dim(1)
+        .sqrt()
+        .clamp_min(NORM_EPS);
     x / norm
 }
 

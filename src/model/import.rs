@@ -10,7 +10,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::store::{
-    ApplyError, ApplyResult, KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+    ApplyError, ApplyResult, KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
+    PytorchStore, SafetensorsStore,
 };
 use burn::tensor::backend::Backend;
 
@@ -30,12 +31,24 @@ const TORCHVISION_RULES: &[(&str, &str)] = &[
     (r"^stem\.3\.", "backbone.stem.conv_t."),
     (r"^stem\.4\.", "backbone.stem.bn_t."),
     (r"^(layer\d\.\d+)\.(conv\d)\.0\.0\.", "backbone.$1.$2.conv."),
-    (r"^(layer\d\.\d+)\.(conv\d)\.0\.1\.", "backbone.$1.$2.mid_bn."),
-    (r"^(layer\d\.\d+)\.(conv\d)\.0\.3\.", "backbone.$1.$2.temporal."),
+    (
+        r"^(layer\d\.\d+)\.(conv\d)\.0\.1\.",
+        "backbone.$1.$2.mid_bn.",
+    ),
+    (
+        r"^(layer\d\.\d+)\.(conv\d)\.0\.3\.",
+        "backbone.$1.$2.temporal.",
+    ),
     (r"^(layer\d\.\d+)\.(conv\d)\.0\.", "backbone.$1.$2.conv."),
     (r"^(layer\d\.\d+)\.conv(\d)\.1\.", "backbone.$1.bn$2."),
-    (r"^(layer\d\.\d+)\.downsample\.0\.", "backbone.$1.downsample.conv."),
-    (r"^(layer\d\.\d+)\.downsample\.1\.", "backbone.$1.downsample.bn."),
+    (
+        r"^(layer\d\.\d+)\.downsample\.0\.",
+        "backbone.$1.downsample.conv.",
+    ),
+    (
+        r"^(layer\d\.\d+)\.downsample\.1\.",
+        "backbone.$1.downsample.bn.",
+    ),
 ];
 
 /// PyTorch batch norm's affine parameters are Burn's `gamma`/`beta` (applied after the
@@ -64,7 +77,9 @@ const PYTORCHVIDEO_SLOW_RULES: &[(&str, &str)] = &[
 ];
 
 /// Which naming scheme the file uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyLayout {
     /// torchvision `VideoResNet` (`stem.0.weight`, `layer1.0.conv1.0.weight`, `fc.weight`).
@@ -216,14 +231,26 @@ fn check_result(result: &ApplyResult, path: &Path, heads: HeadPolicy) -> Result<
     }
     let mut msg = format!("weights file {} does not fit the model:", path.display());
     if !missing.is_empty() {
-        msg.push_str(&format!("\n  missing in file ({}): {}", missing.len(), missing.join(", ")));
+        msg.push_str(&format!(
+            "\n  missing in file ({}): {}",
+            missing.len(),
+            missing.join(", ")
+        ));
     }
     if !unexpected.is_empty() {
         let list: Vec<&str> = unexpected.iter().map(|s| s.as_str()).collect();
-        msg.push_str(&format!("\n  unexpected keys ({}): {}", list.len(), list.join(", ")));
+        msg.push_str(&format!(
+            "\n  unexpected keys ({}): {}",
+            list.len(),
+            list.join(", ")
+        ));
     }
     if !errors.is_empty() {
-        msg.push_str(&format!("\n  mismatches ({}): {}", errors.len(), errors.join("; ")));
+        msg.push_str(&format!(
+            "\n  mismatches ({}): {}",
+            errors.len(),
+            errors.join("; ")
+        ));
     }
     bail!(msg)
 }

@@ -14,8 +14,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::adaptive_avg_pool1d;
 use serde::{Deserialize, Serialize};
 
-pub use heads::{ClassifierConfig, ProjectionHead, ProjectionHeadConfig};
 use burn::nn::Linear;
+pub use heads::{ClassifierConfig, ProjectionHead, ProjectionHeadConfig};
 use slow::{BOTTLENECK_EXPANSION, SlowResNet};
 use video_resnet::VideoResNet;
 
@@ -102,8 +102,10 @@ impl BackboneConfig {
     }
 }
 
-/// One of the supported backbones.
+/// One of the supported backbones (held once per model, so the variants' size difference
+/// costs nothing worth boxing for).
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Backbone<B: Backend> {
     ResNet(VideoResNet<B>),
     Slow(SlowResNet<B>),

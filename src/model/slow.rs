@@ -111,9 +111,23 @@ impl<B: Backend> SlowResNet<B> {
             let inner = width << stage;
             let blocks: Vec<Bottleneck<B>> = (0..BLOCKS_PER_STAGE[stage])
                 .map(|i| {
-                    let block_in = if i == 0 { dim_in } else { inner * BOTTLENECK_EXPANSION };
-                    let stride = if i == 0 { STAGE_SPATIAL_STRIDE[stage] } else { 1 };
-                    Bottleneck::new(block_in, inner, STAGE_TEMPORAL_KERNEL[stage], stride, device)
+                    let block_in = if i == 0 {
+                        dim_in
+                    } else {
+                        inner * BOTTLENECK_EXPANSION
+                    };
+                    let stride = if i == 0 {
+                        STAGE_SPATIAL_STRIDE[stage]
+                    } else {
+                        1
+                    };
+                    Bottleneck::new(
+                        block_in,
+                        inner,
+                        STAGE_TEMPORAL_KERNEL[stage],
+                        stride,
+                        device,
+                    )
                 })
                 .collect();
             stages.push(blocks);

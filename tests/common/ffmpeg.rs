@@ -1,7 +1,6 @@
 //! Helpers shared by the integration tests: make real videos and reference decodes with the
 //! `ffmpeg` command-line tool.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

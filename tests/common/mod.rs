@@ -88,6 +88,9 @@ pub fn assert_all_rel_close(actual: &[f64], expected: &[f64], rtol: f64, what: &
         // Values near zero (e.g. raw TSTR scores) are compared on the absolute scale rtol.
         let scale = e.abs().max(1.0);
         let err = (a - e).abs() / scale;
-        assert!(err <= rtol, "{what}[{i}]: got {a}, expected {e} (error {err:.3e})");
+        assert!(
+            err <= rtol,
+            "{what}[{i}]: got {a}, expected {e} (error {err:.3e})"
+        );
     }
 }
