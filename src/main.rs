@@ -70,12 +70,8 @@ enum DataCommand {
     },
     /// Draw a class-balanced labeled subset of a training split and write it to a file.
     Splits {
-        #[arg(long)]
-        dataset: DatasetKind,
-        #[arg(long)]
-        root: PathBuf,
-        #[arg(long, default_value_t = 1)]
-        split: u8,
+        #[command(flatten)]
+        data: DatasetArgs,
         /// Fraction of each class to label (at least one video per class).
         #[arg(long)]
         fraction: Option<f64>,
@@ -89,12 +85,8 @@ enum DataCommand {
     },
     /// Read every video's metadata in parallel; report unreadable and too-short files.
     Check {
-        #[arg(long)]
-        dataset: DatasetKind,
-        #[arg(long)]
-        root: PathBuf,
-        #[arg(long, default_value_t = 1)]
-        split: u8,
+        #[command(flatten)]
+        data: DatasetArgs,
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -139,6 +131,19 @@ enum BenchCommand {
     Train(BenchArgs),
     /// Inference forward pass on random clips; last line `median_s <seconds>`.
     Forward(BenchArgs),
+}
+
+/// Which dataset, where, which official split.
+#[derive(clap::Args)]
+struct DatasetArgs {
+    /// ucf101, hmdb51, k400 or generic.
+    #[arg(long)]
+    dataset: DatasetKind,
+    #[arg(long)]
+    root: PathBuf,
+    /// Official split (1-3 for UCF101 and HMDB51).
+    #[arg(long, default_value_t = 1)]
+    split: u8,
 }
 
 /// Which clip sampler `bench data` times.
@@ -297,9 +302,7 @@ fn run_data(what: DataCommand) -> Result<()> {
             println!("wrote {} frames to {}", written.len(), out.display());
         }
         DataCommand::Splits {
-            dataset,
-            root,
-            split,
+            data,
             fraction,
             per_class,
             seed,
@@ -308,19 +311,18 @@ fn run_data(what: DataCommand) -> Result<()> {
             let amount = commands::labeled_amount(fraction, per_class)?;
             println!(
                 "{}",
-                commands::write_splits(dataset, &root, split, amount, seed, &out)?
+                commands::write_splits(data.dataset, &data.root, data.split, amount, seed, &out)?
             );
         }
         DataCommand::Check {
-            dataset,
-            root,
-            split,
+            data,
             threads,
             min_frames,
         } => {
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let report = commands::check_dataset(dataset, &root, split, threads, min_frames)?;
+            let report =
+                commands::check_dataset(data.dataset, &data.root, data.split, threads, min_frames)?;
             for (path, err) in &report.unreadable {
                 println!("unreadable: {} ({err})", path.display());
             }

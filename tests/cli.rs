@@ -219,34 +219,26 @@ fn smoke_trains_on_the_cpu() {
 fn weights_import_writes_a_model_file() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("r3d_tiny");
-    let out = timebalance(&[
-        "weights",
-        "import",
-        golden_dir().join("r3d_tiny.safetensors").to_str().unwrap(),
-        "--arch",
-        "r3d18",
-        "--width",
-        "8",
-        "--classes",
-        "5",
-        "--out",
-        out_path.to_str().unwrap(),
-    ]);
+    let weights = golden_dir().join("r3d_tiny.safetensors");
+    let import = |arch: &str| {
+        timebalance(&[
+            "weights",
+            "import",
+            weights.to_str().unwrap(),
+            "--arch",
+            arch,
+            "--width",
+            "8",
+            "--classes",
+            "5",
+            "--out",
+            out_path.to_str().unwrap(),
+        ])
+    };
+    let out = import("r3d18");
     assert!(out.status.success(), "{}", text(&out));
     assert!(out_path.with_extension("mpk").exists());
-    let out = timebalance(&[
-        "weights",
-        "import",
-        golden_dir().join("r3d_tiny.safetensors").to_str().unwrap(),
-        "--arch",
-        "r2plus1d18",
-        "--width",
-        "8",
-        "--classes",
-        "5",
-        "--out",
-        out_path.to_str().unwrap(),
-    ]);
+    let out = import("r2plus1d18");
     assert!(!out.status.success());
     assert!(
         text(&out).contains("does not fit the model"),

@@ -380,3 +380,10 @@ golden_suite!(
     burn::backend::Wgpu,
     burn::backend::wgpu::WgpuDevice::DefaultDevice
 );
+// Needs an NVIDIA GPU: built with `--features cuda`, run by `benches/gpu_check.sh`.
+#[cfg(feature = "cuda")]
+golden_suite!(
+    cuda,
+    burn::backend::Cuda,
+    burn::backend::cuda::CudaDevice::new(0)
+);

@@ -14,8 +14,13 @@ pub const LOSS_RTOL: f64 = 1e-4;
 /// README of the golden set: 1e-4 absolute for logits.
 pub const LOGIT_ATOL: f64 = 1e-4;
 
+/// Overrides the fixture directory (another golden set, or a test binary run elsewhere).
+pub const GOLDEN_DIR_ENV: &str = "TIMEBALANCE_GOLDEN_DIR";
+
 pub fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden")
+    std::env::var_os(GOLDEN_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden"))
 }
 
 pub fn read_json(name: &str) -> Value {

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One prepared run on a machine with an NVIDIA GPU and no Rust toolchain.
+# Build here first (see benches/README.md), then on the GPU machine, from the repo root:
+#   bash benches/gpu_check.sh DIR_WITH_BINARIES
+# DIR must hold `timebalance` (built with --features cuda) and `golden` (the golden test
+# binary built with --features cuda). Finds NVRTC in a PyTorch wheel if the system has none.
+set -uo pipefail
+BIN=${1:?usage: gpu_check.sh DIR_WITH_BINARIES}
+OUT=${OUT:-/tmp/gpu_check}
+mkdir -p "$OUT"
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+if ! ldconfig -p | grep -q libnvrtc; then
+  NVRTC_DIR=$(python3 - <<'PY' 2>/dev/null
+import glob, os, site
+dirs = site.getsitepackages() + [site.getusersitepackages()]
+for d in dirs:
+    for lib in glob.glob(os.path.join(d, "nvidia", "*", "lib", "libnvrtc.so*")):
+        print(os.path.dirname(lib)); raise SystemExit
+PY
+)
+  [ -n "${NVRTC_DIR:-}" ] && export LD_LIBRARY_PATH="$NVRTC_DIR:${LD_LIBRARY_PATH:-}"
+  echo "NVRTC from: ${NVRTC_DIR:-not found}"
+fi
+
+step() { echo "== $*"; timeout 240 "$@" 2>&1 | tail -25; }
+
+step "$BIN/timebalance" info
+step "$BIN/timebalance" smoke --device cuda --steps 5
+TIMEBALANCE_GOLDEN_DIR=$PWD/tests/fixtures/golden step "$BIN/golden" cuda:: --test-threads 1
+for b in 2 16; do
+  step "$BIN/timebalance" bench train --arch r3d18 --frames 8 --size 112 --batch $b --device cuda --iters 10 --warmup 3
+  step python3 benches/pytorch_bench.py --mode train --arch r3d18 --frames 8 --size 112 --batch $b --device cuda --iters 10 --warmup 3
+done
+step "$BIN/timebalance" bench forward --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 10 --warmup 3
+step python3 benches/pytorch_bench.py --mode forward --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 10 --warmup 3
+step python3 benches/pytorch_bench.py --mode train --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 10 --warmup 3 --amp bf16
