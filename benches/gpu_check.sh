@@ -6,6 +6,8 @@
 # binary built with --features cuda). Finds NVRTC in a PyTorch wheel if the system has none.
 set -uo pipefail
 BIN=${1:?usage: gpu_check.sh DIR_WITH_BINARIES}
+# A carried archive of the binaries is unpacked in place.
+if [ -f "$BIN/gpu-bin.tgz" ]; then tar xzf "$BIN/gpu-bin.tgz" -C "$(dirname "$BIN")"; fi
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
 
@@ -23,15 +25,15 @@ PY
   echo "NVRTC from: ${NVRTC_DIR:-not found}"
 fi
 
-step() { echo "== $*"; timeout 240 "$@" 2>&1 | tail -25; }
+step() { echo "== $*"; timeout 150 "$@" 2>&1 | tail -14; }
 
 step "$BIN/timebalance" info
 step "$BIN/timebalance" smoke --device cuda --steps 5
 TIMEBALANCE_GOLDEN_DIR=$PWD/tests/fixtures/golden step "$BIN/golden" cuda:: --test-threads 1
 for b in 2 16; do
-  step "$BIN/timebalance" bench train --arch r3d18 --frames 8 --size 112 --batch $b --device cuda --iters 10 --warmup 3
-  step python3 benches/pytorch_bench.py --mode train --arch r3d18 --frames 8 --size 112 --batch $b --device cuda --iters 10 --warmup 3
+  step "$BIN/timebalance" bench train --arch r3d18 --frames 8 --size 112 --batch $b --device cuda --iters 5 --warmup 2
+  step python3 benches/pytorch_bench.py --mode train --arch r3d18 --frames 8 --size 112 --batch $b --device cuda --iters 5 --warmup 2
 done
-step "$BIN/timebalance" bench forward --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 10 --warmup 3
-step python3 benches/pytorch_bench.py --mode forward --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 10 --warmup 3
-step python3 benches/pytorch_bench.py --mode train --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 10 --warmup 3 --amp bf16
+step "$BIN/timebalance" bench forward --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 5 --warmup 2
+step python3 benches/pytorch_bench.py --mode forward --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 5 --warmup 2
+step python3 benches/pytorch_bench.py --mode train --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 5 --warmup 2 --amp bf16

@@ -3,7 +3,9 @@
 
 pub mod bench;
 pub mod checkpoint;
+#[cfg(feature = "video")]
 pub mod commands;
+#[cfg(feature = "video")]
 pub mod data;
 pub mod device;
 pub mod loss;

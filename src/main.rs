@@ -7,9 +7,13 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use timebalance::bench::{BenchMode, ModelBench};
+#[cfg(feature = "video")]
 use timebalance::commands;
+#[cfg(feature = "video")]
 use timebalance::data::clips::ClipRecipe;
+#[cfg(feature = "video")]
 use timebalance::data::datasets::DatasetKind;
+#[cfg(feature = "video")]
 use timebalance::data::synth::{self, SynthConfig};
 use timebalance::device::{DeviceSpec, compiled_devices, dispatch};
 use timebalance::model::import::KeyLayout;
@@ -46,6 +50,7 @@ enum Command {
         what: BenchCommand,
     },
     /// Video data: decode frames, draw label splits, check a dataset, make the synthetic set.
+    #[cfg(feature = "video")]
     Data {
         #[command(subcommand)]
         what: DataCommand,
@@ -57,6 +62,7 @@ enum Command {
     },
 }
 
+#[cfg(feature = "video")]
 #[derive(Subcommand)]
 enum DataCommand {
     /// Decode exactly the given frames of a video and write DIR/frame_<index>.ppm (P6).
@@ -116,6 +122,7 @@ enum DataCommand {
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Loader throughput (clips/s) on the video files of a directory.
+    #[cfg(feature = "video")]
     Data {
         dir: PathBuf,
         #[arg(long, value_enum, default_value = "ssl")]
@@ -134,6 +141,7 @@ enum BenchCommand {
 }
 
 /// Which dataset, where, which official split.
+#[cfg(feature = "video")]
 #[derive(clap::Args)]
 struct DatasetArgs {
     /// ucf101, hmdb51, k400 or generic.
@@ -147,6 +155,7 @@ struct DatasetArgs {
 }
 
 /// Which clip sampler `bench data` times.
+#[cfg(feature = "video")]
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Sampler {
     /// Self-supervised: 10 clips of 16 frames per video.
@@ -223,11 +232,13 @@ fn run(cli: Cli) -> Result<()> {
             println!("{report}");
             Ok(())
         }
+        #[cfg(feature = "video")]
         Command::Data { what } => run_data(what),
         Command::Bench { what } => {
             let (mode, args) = match what {
                 BenchCommand::Train(a) => (BenchMode::Train, a),
                 BenchCommand::Forward(a) => (BenchMode::Forward, a),
+                #[cfg(feature = "video")]
                 BenchCommand::Data {
                     dir,
                     sampler,
@@ -290,6 +301,7 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+#[cfg(feature = "video")]
 fn run_data(what: DataCommand) -> Result<()> {
     match what {
         DataCommand::Frames {
