@@ -81,26 +81,21 @@ fn data_frames_match_ffmpegs_own_decode() {
 fn data_frames_reports_a_bad_index_and_a_bad_file() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let out = timebalance(&[
-        "data",
-        "frames",
-        "/nonexistent.avi",
-        "--indices",
-        "0",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
+    let frames = |indices: &str| {
+        timebalance(&[
+            "data",
+            "frames",
+            "/nonexistent.avi",
+            "--indices",
+            indices,
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+    };
+    let out = frames("0");
     assert!(!out.status.success());
     assert!(text(&out).contains("/nonexistent.avi"), "{}", text(&out));
-    let out = timebalance(&[
-        "data",
-        "frames",
-        "/nonexistent.avi",
-        "--indices",
-        "1,x",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
+    let out = frames("1,x");
     assert!(!out.status.success());
     assert!(text(&out).contains("\"x\""), "{}", text(&out));
 }

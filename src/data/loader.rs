@@ -349,17 +349,15 @@ impl WorkerContext {
                     Err(format!("decoder panicked: {}", panic_message(&*panic)))
                 }
             };
-            if self
-                .results
-                .send(Done {
-                    seq: job.seq,
-                    outcome,
-                })
-                .is_err()
-            {
+            if !self.send_done(job.seq, outcome) {
                 return;
             }
         }
+    }
+
+    /// Hand one job's outcome to the assembler; `false` once the loader is gone.
+    fn send_done(&self, seq: usize, outcome: Result<Vec<f32>, String>) -> bool {
+        self.results.send(Done { seq, outcome }).is_ok()
     }
 
     /// The next job, or `None` when the epoch is over or the loader was dropped.
@@ -374,14 +372,7 @@ impl WorkerContext {
     fn fail_all(&self, message: &str) {
         while let Some(job) = self.next_job() {
             let outcome = Err(message.to_string());
-            if self
-                .results
-                .send(Done {
-                    seq: job.seq,
-                    outcome,
-                })
-                .is_err()
-            {
+            if !self.send_done(job.seq, outcome) {
                 return;
             }
         }
