@@ -11,6 +11,8 @@ pub mod device;
 pub mod loss;
 pub mod model;
 pub mod ops;
+#[cfg(feature = "video")]
+pub mod pipeline;
 pub mod smoke;
 pub mod tstr;
 pub mod weights;

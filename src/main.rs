@@ -18,6 +18,8 @@ use timebalance::data::synth::{self, SynthConfig};
 use timebalance::device::{DeviceSpec, compiled_devices, dispatch};
 use timebalance::model::import::KeyLayout;
 use timebalance::model::{Arch, BackboneConfig, FULL_WIDTH};
+#[cfg(feature = "video")]
+use timebalance::pipeline::{RunOptions, Stage, TeacherKind, registry, run_experiment};
 use timebalance::smoke::SmokeRun;
 use timebalance::weights::ImportTask;
 
@@ -60,6 +62,105 @@ enum Command {
         #[command(subcommand)]
         what: WeightsCommand,
     },
+    /// Run a named experiment (or a .toml file) end to end in OUT/NAME: every stage in order,
+    /// finished stages skipped, interrupted ones resumed from their last checkpoint.
+    #[cfg(feature = "video")]
+    Experiment {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Comma-separated stages to run (default: all): pretrain, finetune, pretrain_invariant,
+        /// pretrain_distinctive, finetune_invariant, finetune_distinctive, score, student,
+        /// student_average, baseline, eval.
+        #[arg(long)]
+        stages: Option<String>,
+    },
+    /// List the named experiments.
+    #[cfg(feature = "video")]
+    Experiments,
+    /// Stage: self-supervised pre-training of one teacher.
+    #[cfg(feature = "video")]
+    Pretrain {
+        #[arg(long, value_enum)]
+        teacher: TeacherKind,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Stage: fine-tune a pre-trained teacher on the labeled subset.
+    #[cfg(feature = "video")]
+    Finetune {
+        #[arg(long, value_enum)]
+        teacher: TeacherKind,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Stage: temporal similarity score of every training video (cached in score/scores.tsv).
+    #[cfg(feature = "video")]
+    Score {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Stage: distil both teachers into the student, TSTR-weighted.
+    #[cfg(feature = "video")]
+    Student {
+        /// Train the fixed 50/50 ablation (student_average) instead.
+        #[arg(long)]
+        fixed_mix: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Stage: the supervised baseline, trained from scratch on the labeled subset.
+    #[cfg(feature = "video")]
+    Baseline {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Stage: multi-view evaluation of every trained model; writes metrics.json.
+    #[cfg(feature = "video")]
+    Eval {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+/// Which experiment, where, on which device.
+#[cfg(feature = "video")]
+#[derive(clap::Args)]
+struct RunArgs {
+    /// A named experiment (`timebalance experiments`) or a path to a .toml file.
+    experiment: String,
+    /// Dataset directory (required except for the synthetic experiments).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// cpu (flex, default), ndarray, cuda[:N], wgpu, metal, vulkan.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+    /// Parent of the run directory.
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+    /// Override a configuration value: --set pretrain.epochs=10 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Rerun the selected stages even if they are complete.
+    #[arg(long)]
+    force: bool,
+}
+
+#[cfg(feature = "video")]
+impl RunArgs {
+    fn run(self, stages: Option<Vec<Stage>>) -> Result<()> {
+        let opts = RunOptions {
+            experiment: self.experiment,
+            data_root: self.data_root,
+            device: self.device,
+            out: self.out,
+            overrides: self.overrides,
+            stages,
+            force: self.force,
+        };
+        let dir = run_experiment(&opts)?;
+        println!("run directory: {}", dir.display());
+        Ok(())
+    }
 }
 
 #[cfg(feature = "video")]
@@ -234,6 +335,34 @@ fn run(cli: Cli) -> Result<()> {
         }
         #[cfg(feature = "video")]
         Command::Data { what } => run_data(what),
+        #[cfg(feature = "video")]
+        Command::Experiment { run, stages } => {
+            let stages = stages.as_deref().map(Stage::parse_list).transpose()?;
+            run.run(stages)
+        }
+        #[cfg(feature = "video")]
+        Command::Experiments => {
+            for e in registry::EXPERIMENTS {
+                println!("{:<22} {}", e.name, e.description());
+            }
+            Ok(())
+        }
+        #[cfg(feature = "video")]
+        Command::Pretrain { teacher, run } => run.run(Some(vec![Stage::pretrain(teacher)])),
+        #[cfg(feature = "video")]
+        Command::Finetune { teacher, run } => run.run(Some(vec![Stage::finetune(teacher)])),
+        #[cfg(feature = "video")]
+        Command::Score { run } => run.run(Some(vec![Stage::Score])),
+        #[cfg(feature = "video")]
+        Command::Student { fixed_mix, run } => run.run(Some(vec![if fixed_mix {
+            Stage::StudentAverage
+        } else {
+            Stage::Student
+        }])),
+        #[cfg(feature = "video")]
+        Command::Baseline { run } => run.run(Some(vec![Stage::Baseline])),
+        #[cfg(feature = "video")]
+        Command::Eval { run } => run.run(Some(vec![Stage::Eval])),
         Command::Bench { what } => {
             let (mode, args) = match what {
                 BenchCommand::Train(a) => (BenchMode::Train, a),

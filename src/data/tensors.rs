@@ -110,6 +110,8 @@ pub struct VideoClipDataset {
     seed: u64,
     draws: Vec<AtomicU64>,
     skipped: Mutex<BTreeMap<usize, SkippedVideo>>,
+    /// Reported length: the number of videos, or more after [`Self::padded_to_batches`].
+    len: usize,
 }
 
 impl VideoClipDataset {
@@ -121,13 +123,30 @@ impl VideoClipDataset {
         recipe.validate()?;
         let items = items.into();
         let draws = (0..items.len()).map(|_| AtomicU64::new(0)).collect();
+        let len = items.len();
         Ok(Self {
             items,
             recipe,
             seed,
             draws,
             skipped: Mutex::new(BTreeMap::new()),
+            len,
         })
+    }
+
+    /// Report a length rounded up to a multiple of `batch_size`, the extra items repeating
+    /// videos from the start (as a distributed sampler pads): Burn's loaders keep a short
+    /// last batch, and a batch of one video breaks batch norm's statistics.
+    pub fn padded_to_batches(mut self, batch_size: usize) -> Self {
+        let n = self.items.len();
+        let batch_size = batch_size.max(1);
+        self.len = n.div_ceil(batch_size) * batch_size;
+        self
+    }
+
+    /// Number of distinct videos.
+    pub fn videos(&self) -> usize {
+        self.items.len()
     }
 
     /// Videos that could not be used so far (each once), in item order.
@@ -165,9 +184,10 @@ impl VideoClipDataset {
 impl Dataset<VideoClips> for VideoClipDataset {
     fn get(&self, index: usize) -> Option<VideoClips> {
         let n = self.items.len();
-        if index >= n {
+        if index >= self.len || n == 0 {
             return None;
         }
+        let index = index % n;
         let mut maker = ClipMaker::new(self.recipe).ok()?;
         (0..=MAX_SUBSTITUTES.min(n - 1))
             .map(|k| (index + k) % n)
@@ -181,7 +201,7 @@ impl Dataset<VideoClips> for VideoClipDataset {
     }
 
     fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 }
 

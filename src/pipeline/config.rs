@@ -1,0 +1,492 @@
+//! Typed experiment configuration: one TOML file per named experiment
+//! (`experiments/*.toml`), every hyper-parameter named, overridable with `--set key=value`.
+//!
+//! Unknown keys and wrong types are errors that name the key; [`ExperimentConfig::validate`]
+//! checks value ranges before any work starts.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::data::augment::EvalCrops;
+use crate::data::datasets::DatasetKind;
+use crate::data::partition::LabeledAmount;
+use crate::loss::{DistillKind, StudentWeights};
+use crate::model::{Arch, BackboneConfig};
+use crate::tstr::ScoreNormalization;
+
+/// A whole experiment: data, backbone, and one section per stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// One line shown by `timebalance experiments`.
+    pub description: String,
+    /// Base seed of every random draw (partition, initialisation, shuffling, clips).
+    pub seed: u64,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub pretrain: PretrainConfig,
+    pub finetune: TrainConfig,
+    pub tstr: TstrConfig,
+    pub student: StudentConfig,
+    pub baseline: TrainConfig,
+    pub eval: EvalConfig,
+}
+
+/// Where the videos come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataSource {
+    /// Generated on the spot into the run directory (or read from `--data-root`).
+    Synthetic,
+    Ucf101,
+    Hmdb51,
+    K400,
+    /// MMAction2-style list files.
+    Generic,
+}
+
+impl DataSource {
+    /// The on-disk layout the index reader expects (the synthetic set is written in
+    /// UCF101's layout).
+    pub fn layout(self) -> DatasetKind {
+        match self {
+            DataSource::Synthetic | DataSource::Ucf101 => DatasetKind::Ucf101,
+            DataSource::Hmdb51 => DatasetKind::Hmdb51,
+            DataSource::K400 => DatasetKind::Kinetics400,
+            DataSource::Generic => DatasetKind::Generic,
+        }
+    }
+}
+
+/// Dataset, split, labeled subset and clip geometry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub source: DataSource,
+    /// Official split (1–3 for UCF101/HMDB51, 1 otherwise).
+    pub split: u8,
+    /// Fraction of each class's training videos that keep their label (exclusive with
+    /// `labeled_per_class`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labeled_fraction: Option<f64>,
+    /// Labeled videos per class (exclusive with `labeled_fraction`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labeled_per_class: Option<usize>,
+    /// Horizontal flips in augmentation; off where flipping changes the label
+    /// (left/right classes).
+    pub hflip: bool,
+    /// Decoding threads per data loader.
+    pub workers: usize,
+    /// Side of the self-supervised clips, pixels.
+    pub ssl_size: u32,
+    /// Side of fine-tuning / student / evaluation clips, pixels.
+    pub size: u32,
+    /// Frames per fine-tuning / student / evaluation / TSTR clip.
+    pub frames: usize,
+    /// Temporal stride of those clips.
+    pub stride: usize,
+    /// Generator settings, for `source = "synthetic"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<SyntheticConfig>,
+}
+
+impl DataConfig {
+    /// The labeled amount, from whichever key is set.
+    pub fn labeled_amount(&self) -> Result<LabeledAmount> {
+        match (self.labeled_fraction, self.labeled_per_class) {
+            (Some(f), None) => Ok(LabeledAmount::Fraction(f)),
+            (None, Some(k)) => Ok(LabeledAmount::PerClass(k)),
+            _ => bail!("data: set exactly one of labeled_fraction and labeled_per_class"),
+        }
+    }
+}
+
+/// Parameters of the built-in synthetic dataset (see `data::synth`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticConfig {
+    /// Even: half temporally-invariant, half temporally-distinctive classes.
+    pub classes: usize,
+    pub videos_per_class: usize,
+    pub test_videos_per_class: usize,
+    pub frames: usize,
+    /// Frame side in pixels (even).
+    pub size: u32,
+    /// Seed of the generator (independent of the experiment seed, so that seeds of a
+    /// method can be compared on the same data).
+    pub seed: u64,
+}
+
+/// Backbone of every model of the experiment (teachers, student, baseline).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    /// Base channel width (64 = the published networks).
+    pub width: usize,
+}
+
+impl ModelConfig {
+    pub fn backbone(&self) -> BackboneConfig {
+        BackboneConfig::new(self.arch, self.width)
+    }
+}
+
+/// Learning-rate shape after the linear warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LrDecay {
+    /// Constant after warm-up.
+    #[default]
+    Constant,
+    /// Cosine decay to zero over the remaining iterations.
+    Cosine,
+}
+
+/// Optimisation settings shared by every trained stage (Adam).
+pub trait Optimisation {
+    fn epochs(&self) -> usize;
+    fn lr(&self) -> f64;
+    fn warmup_epochs(&self) -> usize;
+    fn weight_decay(&self) -> f64;
+    fn decay(&self) -> LrDecay;
+}
+
+macro_rules! optimisation {
+    ($t:ty) => {
+        impl Optimisation for $t {
+            fn epochs(&self) -> usize {
+                self.epochs
+            }
+            fn lr(&self) -> f64 {
+                self.lr
+            }
+            fn warmup_epochs(&self) -> usize {
+                self.warmup_epochs
+            }
+            fn weight_decay(&self) -> f64 {
+                self.weight_decay
+            }
+            fn decay(&self) -> LrDecay {
+                self.decay
+            }
+        }
+    };
+}
+
+/// Self-supervised pre-training of both teachers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainConfig {
+    pub epochs: usize,
+    /// Videos per step (each gives 10 clips).
+    pub batch_size: usize,
+    pub lr: f64,
+    pub warmup_epochs: usize,
+    pub weight_decay: f64,
+    #[serde(default)]
+    pub decay: LrDecay,
+    /// NT-Xent temperature τ.
+    pub tau: f64,
+}
+optimisation!(PretrainConfig);
+
+/// Supervised training on the labeled subset (fine-tuning, baseline).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub warmup_epochs: usize,
+    pub weight_decay: f64,
+    #[serde(default)]
+    pub decay: LrDecay,
+}
+optimisation!(TrainConfig);
+
+/// Temporal-similarity scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TstrConfig {
+    /// Clips per video (METHOD.md default 4).
+    pub clips: usize,
+    pub normalization: ScoreNormalization,
+    /// Videos per forward pass.
+    pub batch_size: usize,
+}
+
+/// Where the student's backbone starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StudentInit {
+    Distinctive,
+    Invariant,
+    Random,
+}
+
+/// The distilled student.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudentConfig {
+    /// Epochs counted over the unlabeled set.
+    pub epochs: usize,
+    /// Labeled videos per step; the unlabeled batch has the same size.
+    pub batch_size: usize,
+    pub lr: f64,
+    pub warmup_epochs: usize,
+    pub weight_decay: f64,
+    #[serde(default)]
+    pub decay: LrDecay,
+    pub init: StudentInit,
+    pub loss_weights: StudentWeights,
+    pub distill: DistillKind,
+}
+optimisation!(StudentConfig);
+
+/// Multi-view evaluation on the test split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Clips per video, evenly spread.
+    pub clips: usize,
+    /// 1 (centre) or 3 crops per clip.
+    pub crops: usize,
+    /// Crop side as a fraction of the shorter frame side.
+    pub crop_fraction: f32,
+    /// Videos per forward pass.
+    pub batch_size: usize,
+}
+
+impl EvalConfig {
+    pub fn eval_crops(&self) -> Result<EvalCrops> {
+        match self.crops {
+            1 => Ok(EvalCrops::One),
+            3 => Ok(EvalCrops::Three),
+            n => bail!("eval.crops = {n}: expected 1 or 3"),
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// Parse TOML text (`origin` names the file in errors), apply `key=value` overrides,
+    /// and validate.
+    pub fn from_toml(text: &str, origin: &str, overrides: &[String]) -> Result<Self> {
+        let mut table: toml::Table =
+            toml::from_str(text).with_context(|| format!("parsing {origin}"))?;
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        let config: Self = toml::Value::Table(table)
+            .try_into()
+            .with_context(|| format!("reading {origin} (with overrides {overrides:?})"))?;
+        config
+            .validate()
+            .with_context(|| format!("checking {origin}"))?;
+        Ok(config)
+    }
+
+    /// Read a TOML file.
+    pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::from_toml(&text, &path.display().to_string(), overrides)
+    }
+
+    /// The resolved configuration as TOML (written into each run directory).
+    pub fn to_toml(&self) -> Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+
+    /// Value checks that serde's types cannot express.
+    pub fn validate(&self) -> Result<()> {
+        let d = &self.data;
+        d.labeled_amount()?;
+        if let Some(f) = d.labeled_fraction
+            && !(f > 0.0 && f <= 1.0)
+        {
+            bail!("data.labeled_fraction = {f}: expected a value in (0, 1]");
+        }
+        positive("data.workers", d.workers)?;
+        positive("data.ssl_size", d.ssl_size as usize)?;
+        positive("data.size", d.size as usize)?;
+        positive("data.frames", d.frames)?;
+        positive("data.stride", d.stride)?;
+        match (d.source, &d.synthetic) {
+            (DataSource::Synthetic, None) => {
+                bail!("data.source = \"synthetic\" needs a [data.synthetic] section")
+            }
+            (DataSource::Synthetic, Some(s)) => {
+                if s.classes < 2 || s.classes % 2 != 0 {
+                    bail!(
+                        "data.synthetic.classes = {}: expected an even number ≥ 2",
+                        s.classes
+                    );
+                }
+                positive("data.synthetic.videos_per_class", s.videos_per_class)?;
+                positive(
+                    "data.synthetic.test_videos_per_class",
+                    s.test_videos_per_class,
+                )?;
+                positive("data.synthetic.frames", s.frames)?;
+            }
+            (_, Some(_)) => bail!("[data.synthetic] is only allowed with source = \"synthetic\""),
+            _ => {}
+        }
+        positive("model.width", self.model.width)?;
+        let stages: [(&str, &dyn Optimisation, usize); 4] = [
+            ("pretrain", &self.pretrain, self.pretrain.batch_size),
+            ("finetune", &self.finetune, self.finetune.batch_size),
+            ("student", &self.student, self.student.batch_size),
+            ("baseline", &self.baseline, self.baseline.batch_size),
+        ];
+        for (name, o, batch) in stages {
+            if batch < 2 {
+                bail!("{name}.batch_size = {batch}: batch norm needs at least 2");
+            }
+            if !(o.lr() > 0.0 && o.lr().is_finite()) {
+                bail!("{name}.lr = {}: expected a positive number", o.lr());
+            }
+            if o.weight_decay() < 0.0 {
+                bail!("{name}.weight_decay must not be negative");
+            }
+        }
+        if !(self.pretrain.tau > 0.0) {
+            bail!(
+                "pretrain.tau = {}: expected a positive number",
+                self.pretrain.tau
+            );
+        }
+        if self.tstr.clips < 2 {
+            bail!(
+                "tstr.clips = {}: a similarity needs at least 2 clips",
+                self.tstr.clips
+            );
+        }
+        positive("tstr.batch_size", self.tstr.batch_size)?;
+        positive("eval.clips", self.eval.clips)?;
+        positive("eval.batch_size", self.eval.batch_size)?;
+        self.eval.eval_crops()?;
+        if !(self.eval.crop_fraction > 0.0 && self.eval.crop_fraction <= 1.0) {
+            bail!(
+                "eval.crop_fraction = {}: expected (0, 1]",
+                self.eval.crop_fraction
+            );
+        }
+        Ok(())
+    }
+}
+
+fn positive(key: &str, v: usize) -> Result<()> {
+    if v == 0 {
+        bail!("{key} must be at least 1");
+    }
+    Ok(())
+}
+
+/// Set `a.b.c = value` in `table`. The value is parsed as TOML (`3`, `1e-4`, `true`,
+/// `"cosine"`, `[1, 2]`); a bare word that is not valid TOML is taken as a string. The key
+/// must already exist, so a typo is an error naming it.
+pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let (key, raw) = assignment
+        .split_once('=')
+        .with_context(|| format!("--set {assignment:?}: expected key=value"))?;
+    let key = key.trim();
+    let raw = raw.trim();
+    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").expect("parsed key"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    let (last, parents) = parts.split_last().expect("split yields one part");
+    let mut node = table;
+    for (depth, part) in parents.iter().enumerate() {
+        node = node
+            .get_mut(*part)
+            .and_then(|v| v.as_table_mut())
+            .with_context(|| {
+                format!(
+                    "--set {key}: no section {:?} in the experiment",
+                    parts[..=depth].join(".")
+                )
+            })?;
+    }
+    let optional = OPTIONAL_KEYS.contains(&key);
+    if !node.contains_key(*last) && !optional {
+        bail!("--set {key}: unknown key (see the experiment's TOML for the keys)");
+    }
+    node.insert(last.to_string(), value);
+    // The two labeled-amount keys exclude each other: setting one drops the other.
+    if let Some(other) = EXCLUSIVE_KEYS
+        .iter()
+        .find_map(|(a, b)| (key == *a).then_some(*b).or((key == *b).then_some(*a)))
+    {
+        node.remove(other.rsplit('.').next().expect("key has a last part"));
+    }
+    Ok(())
+}
+
+/// Keys that may be absent from a file but still set from the command line.
+const OPTIONAL_KEYS: [&str; 2] = ["data.labeled_fraction", "data.labeled_per_class"];
+/// Pairs of keys of which at most one may be set.
+const EXCLUSIVE_KEYS: [(&str, &str); 1] = [("data.labeled_fraction", "data.labeled_per_class")];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> String {
+        crate::pipeline::registry::find("synthetic")
+            .expect("built-in synthetic experiment")
+            .text
+            .to_string()
+    }
+
+    #[test]
+    fn every_builtin_experiment_parses_and_validates() {
+        for e in crate::pipeline::registry::EXPERIMENTS {
+            ExperimentConfig::from_toml(e.text, e.name, &[])
+                .unwrap_or_else(|err| panic!("{}: {err:#}", e.name));
+        }
+    }
+
+    #[test]
+    fn overrides_are_typed_and_checked() {
+        let c = ExperimentConfig::from_toml(
+            &sample(),
+            "s",
+            &[
+                "pretrain.epochs=7".into(),
+                "data.labeled_fraction=0.5".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.pretrain.epochs, 7);
+        assert_eq!(c.data.labeled_fraction, Some(0.5));
+        assert_eq!(c.data.labeled_per_class, None);
+
+        let err =
+            ExperimentConfig::from_toml(&sample(), "s", &["pretrain.epoch=7".into()]).unwrap_err();
+        assert!(format!("{err:#}").contains("pretrain.epoch"), "{err:#}");
+        let err = ExperimentConfig::from_toml(&sample(), "s", &["pretrain.epochs=\"x\"".into()])
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("epochs"), "{err:#}");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let text = format!("{}\nbogus = 1\n", sample());
+        let err = ExperimentConfig::from_toml(&text, "file.toml", &[]).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("bogus") && msg.contains("file.toml"), "{msg}");
+    }
+
+    #[test]
+    fn resolved_config_round_trips() {
+        let c = ExperimentConfig::from_toml(&sample(), "s", &[]).unwrap();
+        let again = ExperimentConfig::from_toml(&c.to_toml().unwrap(), "again", &[]).unwrap();
+        assert_eq!(c, again);
+    }
+}

@@ -1,0 +1,330 @@
+//! burn-train training steps: the self-supervised teacher step, the supervised classifier
+//! step (fine-tuning and baseline), and the student step with two frozen teachers.
+
+use burn::module::{AutodiffModule, Module};
+use burn::tensor::activation::softmax;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor};
+use burn::train::{InferenceStep, TrainOutput, TrainStep};
+use serde::{Deserialize, Serialize};
+
+use super::metrics::StepOutput;
+use crate::data::clips::{SSL_CLIPS, SSL_CLIPS_PER_VIEW, SSL_VIEWS};
+use crate::data::tensors::ClipTensors;
+use crate::loss::{
+    DistillKind, SslEmbeddings, StudentWeights, TeacherLoss, cross_entropy, distinctive_loss,
+    invariant_loss, student_loss,
+};
+use crate::model::{SslModel, TEMPORAL_SLOTS, VideoClassifier};
+use crate::tstr::teacher_target;
+
+/// Which self-supervised objective a teacher learns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TeacherKind {
+    /// Same video at different times → same embedding.
+    Invariant,
+    /// Different times of a video → different embeddings.
+    Distinctive,
+}
+
+impl TeacherKind {
+    pub const BOTH: [TeacherKind; 2] = [TeacherKind::Invariant, TeacherKind::Distinctive];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TeacherKind::Invariant => "invariant",
+            TeacherKind::Distinctive => "distinctive",
+        }
+    }
+
+    /// Names of the two loss terms, as reported per epoch.
+    pub fn components(self) -> &'static [&'static str] {
+        match self {
+            TeacherKind::Invariant => &["global", "dense"],
+            TeacherKind::Distinctive => &["local_local", "global_local"],
+        }
+    }
+}
+
+/// The objective of a teacher: kind and temperature.
+#[derive(Debug, Clone, Copy)]
+pub struct SslObjective {
+    pub teacher: TeacherKind,
+    pub tau: f64,
+}
+
+/// A self-supervised model with its objective, as burn-train trains it.
+#[derive(Module, Debug)]
+pub struct SslTrainer<B: Backend> {
+    pub model: SslModel<B>,
+    #[module(skip)]
+    pub objective: SslObjective,
+}
+
+impl<B: Backend> SslTrainer<B> {
+    /// One backbone pass over all ten clips of every video, then the head on the sparse
+    /// clips (global + 4 slices) and on the dense clips (slot mean), and the teacher's loss.
+    pub fn loss(&self, batch: &ClipTensors<B>) -> TeacherLoss<B> {
+        let [b, n, ..] = batch.clips.dims();
+        assert_eq!(
+            n, SSL_CLIPS,
+            "self-supervised batches hold {SSL_CLIPS} clips per video"
+        );
+        let slots = self.model.backbone.features(batch.flattened()).slots;
+        let [_, f, s] = slots.dims();
+        let slots = slots.reshape([b, n, f, s]);
+        let sparse = Tensor::cat(
+            (0..SSL_VIEWS)
+                .map(|v| {
+                    let first = v * SSL_CLIPS_PER_VIEW;
+                    slots
+                        .clone()
+                        .slice([0..b, first..first + 1])
+                        .reshape([b, f, s])
+                })
+                .collect(),
+            0,
+        );
+        let dense = Tensor::cat(
+            (0..SSL_VIEWS)
+                .map(|v| {
+                    let first = v * SSL_CLIPS_PER_VIEW + 1;
+                    slots
+                        .clone()
+                        .slice([0..b, first..first + SSL_CLIPS_PER_VIEW - 1])
+                })
+                .collect(),
+            0,
+        );
+        let head = &self.model.head;
+        let global = head.forward(sparse.clone().mean_dim(2).reshape([SSL_VIEWS * b, f]));
+        let d = global.dims()[1];
+        let slices = head
+            .forward(
+                sparse
+                    .swap_dims(1, 2)
+                    .reshape([SSL_VIEWS * b * TEMPORAL_SLOTS, f]),
+            )
+            .reshape([SSL_VIEWS * b, TEMPORAL_SLOTS, d]);
+        let dense_clips = SSL_CLIPS_PER_VIEW - 1;
+        let dense = head
+            .forward(
+                dense
+                    .reshape([SSL_VIEWS * b * dense_clips, f, s])
+                    .mean_dim(2)
+                    .reshape([SSL_VIEWS * b * dense_clips, f]),
+            )
+            .reshape([SSL_VIEWS * b, dense_clips, d]);
+        let view = |t: &Tensor<B, 3>, v: usize| t.clone().slice([v * b..(v + 1) * b]);
+        let embeddings = SslEmbeddings {
+            sparse_global: [
+                global.clone().slice([0..b]),
+                global.slice([b..SSL_VIEWS * b]),
+            ],
+            sparse_slices: [view(&slices, 0), view(&slices, 1)],
+            dense: [view(&dense, 0), view(&dense, 1)],
+        };
+        match self.objective.teacher {
+            TeacherKind::Invariant => invariant_loss(&embeddings, self.objective.tau),
+            TeacherKind::Distinctive => distinctive_loss(&embeddings, self.objective.tau),
+        }
+    }
+
+    fn output(&self, batch: &ClipTensors<B>) -> StepOutput<B> {
+        let loss = self.loss(batch);
+        let [first, second] = self.objective.teacher.components() else {
+            unreachable!("two loss terms per teacher")
+        };
+        let [b, n, ..] = batch.clips.dims();
+        StepOutput {
+            total: loss.total,
+            components: vec![(*first, loss.first), (*second, loss.second)],
+            predictions: None,
+            videos: b,
+            clips: b * n,
+        }
+    }
+}
+
+impl<B: AutodiffBackend> TrainStep for SslTrainer<B> {
+    type Input = ClipTensors<B>;
+    type Output = StepOutput<B>;
+
+    fn step(&self, batch: ClipTensors<B>) -> TrainOutput<StepOutput<B>> {
+        let out = self.output(&batch);
+        let grads = out.total.backward();
+        TrainOutput::new(self, grads, out)
+    }
+}
+
+impl<B: Backend> InferenceStep for SslTrainer<B> {
+    type Input = ClipTensors<B>;
+    type Output = StepOutput<B>;
+
+    fn step(&self, batch: ClipTensors<B>) -> StepOutput<B> {
+        self.output(&batch)
+    }
+}
+
+/// Cross-entropy on one clip per labeled video.
+fn classifier_output<B: Backend>(
+    model: &VideoClassifier<B>,
+    batch: &ClipTensors<B>,
+) -> StepOutput<B> {
+    let labels = batch
+        .labels
+        .clone()
+        .expect("supervised batches hold labeled videos only");
+    let b = batch.clips.dims()[0];
+    let logits = model.forward(batch.clip(0));
+    let loss = cross_entropy(logits.clone(), labels.clone());
+    StepOutput {
+        total: loss,
+        components: Vec::new(),
+        predictions: Some((logits, labels)),
+        videos: b,
+        clips: b,
+    }
+}
+
+impl<B: AutodiffBackend> TrainStep for VideoClassifier<B> {
+    type Input = ClipTensors<B>;
+    type Output = StepOutput<B>;
+
+    fn step(&self, batch: ClipTensors<B>) -> TrainOutput<StepOutput<B>> {
+        let out = classifier_output(self, &batch);
+        let grads = out.total.backward();
+        TrainOutput::new(self, grads, out)
+    }
+}
+
+impl<B: Backend> InferenceStep for VideoClassifier<B> {
+    type Input = ClipTensors<B>;
+    type Output = StepOutput<B>;
+
+    fn step(&self, batch: ClipTensors<B>) -> StepOutput<B> {
+        classifier_output(self, &batch)
+    }
+}
+
+/// A labeled and an unlabeled batch with each video's invariant-teacher weight w(v).
+#[derive(Debug, Clone)]
+pub struct PairedBatch<B: Backend> {
+    pub labeled: ClipTensors<B>,
+    pub unlabeled: ClipTensors<B>,
+    pub weight_labeled: Tensor<B, 1>,
+    pub weight_unlabeled: Tensor<B, 1>,
+}
+
+/// Loss settings of the student.
+#[derive(Debug, Clone, Copy)]
+pub struct StudentSettings {
+    pub weights: StudentWeights,
+    pub distill: DistillKind,
+}
+
+/// The student with its two fine-tuned teachers. Only the student receives gradients: the
+/// teachers run as `valid()` modules on the inner backend (eval-mode batch norm, no graph),
+/// so the optimizer never sees a gradient for them and their weights stay as loaded.
+#[derive(Module, Debug)]
+pub struct StudentTrainer<B: Backend> {
+    pub student: VideoClassifier<B>,
+    pub invariant: VideoClassifier<B>,
+    pub distinctive: VideoClassifier<B>,
+    #[module(skip)]
+    pub settings: StudentSettings,
+}
+
+/// p_T = w·softmax(f_I(x)) + (1−w)·softmax(f_D(x)) from teachers without autodiff.
+fn teacher_probabilities<B: Backend>(
+    invariant: &VideoClassifier<B>,
+    distinctive: &VideoClassifier<B>,
+    x: Tensor<B, 5>,
+    w: Tensor<B, 1>,
+) -> Tensor<B, 2> {
+    let p_i = softmax(invariant.forward(x.clone()), 1);
+    let p_d = softmax(distinctive.forward(x), 1);
+    teacher_target(w, p_i, p_d)
+}
+
+fn student_output<B: Backend>(
+    student: &VideoClassifier<B>,
+    targets: (Tensor<B, 2>, Tensor<B, 2>),
+    batch: &PairedBatch<B>,
+    settings: StudentSettings,
+) -> StepOutput<B> {
+    let labels: Tensor<B, 1, Int> = batch
+        .labeled
+        .labels
+        .clone()
+        .expect("the labeled batch holds labels");
+    let x_l = batch.labeled.clip(0);
+    let x_u = batch.unlabeled.clip(0);
+    let b_l = x_l.dims()[0];
+    let b_u = x_u.dims()[0];
+    let logits = student.forward(Tensor::cat(vec![x_l, x_u], 0));
+    let logits_l = logits.clone().slice([0..b_l]);
+    let logits_u = logits.slice([b_l..b_l + b_u]);
+    let loss = student_loss(
+        logits_l.clone(),
+        labels.clone(),
+        targets.0,
+        logits_u,
+        targets.1,
+        settings.weights,
+        settings.distill,
+    );
+    StepOutput {
+        total: loss.total,
+        components: vec![
+            ("ce", loss.ce),
+            ("distill_labeled", loss.distill_labeled),
+            ("distill_unlabeled", loss.distill_unlabeled),
+        ],
+        predictions: Some((logits_l, labels)),
+        videos: b_l,
+        clips: b_l + b_u,
+    }
+}
+
+impl<B: AutodiffBackend> TrainStep for StudentTrainer<B> {
+    type Input = PairedBatch<B>;
+    type Output = StepOutput<B>;
+
+    fn step(&self, batch: PairedBatch<B>) -> TrainOutput<StepOutput<B>> {
+        let invariant = self.invariant.valid();
+        let distinctive = self.distinctive.valid();
+        let target = |x: Tensor<B, 5>, w: Tensor<B, 1>| {
+            Tensor::from_inner(teacher_probabilities(
+                &invariant,
+                &distinctive,
+                x.inner(),
+                w.inner(),
+            ))
+        };
+        let targets = (
+            target(batch.labeled.clip(0), batch.weight_labeled.clone()),
+            target(batch.unlabeled.clip(0), batch.weight_unlabeled.clone()),
+        );
+        let out = student_output(&self.student, targets, &batch, self.settings);
+        let grads = out.total.backward();
+        TrainOutput::new(self, grads, out)
+    }
+}
+
+impl<B: Backend> InferenceStep for StudentTrainer<B> {
+    type Input = PairedBatch<B>;
+    type Output = StepOutput<B>;
+
+    fn step(&self, batch: PairedBatch<B>) -> StepOutput<B> {
+        let target = |x: Tensor<B, 5>, w: Tensor<B, 1>| {
+            teacher_probabilities(&self.invariant, &self.distinctive, x, w)
+        };
+        let targets = (
+            target(batch.labeled.clip(0), batch.weight_labeled.clone()),
+            target(batch.unlabeled.clip(0), batch.weight_unlabeled.clone()),
+        );
+        student_output(&self.student, targets, &batch, self.settings)
+    }
+}

@@ -1,0 +1,289 @@
+//! The whole method through the command line, on a tiny generated dataset on the CPU: every
+//! stage, skipping finished stages, resuming a killed run, and configuration errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Overrides that shrink the built-in `synthetic` experiment to seconds: 4 classes × 4
+/// training videos, 32×32 frames, width 4, one epoch per stage.
+const TINY: &[&str] = &[
+    "data.synthetic.classes=4",
+    "data.synthetic.videos_per_class=4",
+    "data.synthetic.test_videos_per_class=2",
+    "data.synthetic.frames=24",
+    "data.labeled_per_class=2",
+    "model.width=4",
+    "pretrain.epochs=1",
+    "pretrain.batch_size=4",
+    "finetune.epochs=1",
+    "finetune.batch_size=4",
+    "student.epochs=1",
+    "student.batch_size=4",
+    "baseline.epochs=1",
+    "baseline.batch_size=4",
+    "tstr.batch_size=4",
+    "eval.clips=2",
+    "eval.batch_size=4",
+];
+
+/// How long the resume test waits for the first checkpoint before giving up.
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(600);
+
+fn command(args: &[&str], out: &Path, extra_sets: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_timebalance"));
+    c.args(args).arg("--out").arg(out);
+    for s in TINY.iter().chain(extra_sets) {
+        c.arg("--set").arg(s);
+    }
+    c
+}
+
+fn run(args: &[&str], out: &Path, extra_sets: &[&str]) -> Output {
+    command(args, out, extra_sets)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+const STAGES: [&str; 8] = [
+    "pretrain_invariant",
+    "pretrain_distinctive",
+    "finetune_invariant",
+    "finetune_distinctive",
+    "score",
+    "student",
+    "student_average",
+    "baseline",
+];
+
+#[test]
+fn every_stage_runs_and_metrics_have_every_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(&["experiment", "synthetic"], tmp.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = tmp.path().join("synthetic");
+
+    for stage in STAGES {
+        assert!(
+            dir.join(stage).join("done.json").is_file(),
+            "{stage} not done"
+        );
+    }
+    for stage in [
+        "pretrain_invariant",
+        "finetune_invariant",
+        "student",
+        "baseline",
+    ] {
+        assert!(dir.join(stage).join("model.mpk").is_file(), "{stage} model");
+    }
+    // burn-train's per-epoch metric logs: every loss component, accuracy, lr, throughput.
+    for (stage, metric) in [
+        ("pretrain_invariant", "global"),
+        ("pretrain_invariant", "dense"),
+        ("pretrain_distinctive", "local_local"),
+        ("pretrain_distinctive", "global_local"),
+        ("finetune_distinctive", "Accuracy"),
+        ("student", "distill_unlabeled"),
+        ("student", "ce"),
+        ("baseline", "Learning_Rate"),
+        ("baseline", "ClipsPerSecond"),
+    ] {
+        let log = dir
+            .join(stage)
+            .join("train/epoch-1")
+            .join(format!("{metric}.log"));
+        assert!(log.is_file(), "missing {}", log.display());
+    }
+
+    let scores = std::fs::read_to_string(dir.join("score/scores.tsv")).unwrap();
+    let rows: Vec<&str> = scores.lines().skip(1).collect();
+    assert_eq!(rows.len(), 16, "one score per training video");
+    for row in rows {
+        let s: f32 = row.split('\t').nth(2).unwrap().parse().unwrap();
+        assert!((-1.0..=1.0).contains(&s), "score {s} out of [-1, 1]");
+    }
+
+    let m = read_json(&dir.join("metrics.json"));
+    for row in [
+        "student",
+        "teacher_invariant",
+        "teacher_distinctive",
+        "teacher_average",
+        "baseline_supervised",
+    ] {
+        for key in ["top1", "top5", "mean_class_acc"] {
+            let v = m[row][key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{row}.{key} in {m}"));
+            assert!((0.0..=100.0).contains(&v), "{row}.{key} = {v}");
+        }
+        assert_eq!(m[row]["videos"], 8, "{row}: every test video evaluated");
+        let confusion: u64 = m[row]["confusion"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap())
+            .map(|c| c.as_u64().unwrap())
+            .sum();
+        assert_eq!(confusion, 8);
+    }
+    let tstr = &m["tstr"];
+    for key in [
+        "score_mean_invariant_classes",
+        "score_mean_distinctive_classes",
+    ] {
+        assert!(tstr[key].as_f64().is_some(), "tstr.{key} in {m}");
+    }
+    let auroc = tstr["auroc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auroc));
+    let classes = m["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 4);
+    assert!(classes.iter().all(|c| c["score_mean"].as_f64().is_some()));
+    for file in ["config.toml", "log.txt", "labeled.txt"] {
+        assert!(dir.join(file).is_file(), "{file}");
+    }
+
+    // A second run skips every finished stage; a stage subcommand reruns evaluation.
+    let again = run(&["experiment", "synthetic"], tmp.path(), &[]);
+    assert!(again.status.success(), "{}", text(&again));
+    let skipped = text(&again).matches("already complete, skipped").count();
+    assert_eq!(skipped, STAGES.len(), "{}", text(&again));
+    std::fs::remove_file(dir.join("metrics.json")).unwrap();
+    let eval = run(&["eval", "synthetic"], tmp.path(), &[]);
+    assert!(eval.status.success(), "{}", text(&eval));
+    assert!(dir.join("metrics.json").is_file());
+}
+
+fn checkpoint_files(stage_dir: &Path, epoch: usize) -> Vec<PathBuf> {
+    ["model", "optim", "scheduler"]
+        .iter()
+        .map(|p| {
+            stage_dir
+                .join("checkpoint")
+                .join(format!("{p}-{epoch}.mpk"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_stage_resumes_from_its_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let epochs = ["pretrain.epochs=6"];
+    let args = ["experiment", "synthetic", "--stages", "pretrain_invariant"];
+    let stage_dir = tmp.path().join("synthetic/pretrain_invariant");
+
+    let mut child = command(&args, tmp.path(), &epochs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let started = Instant::now();
+    while !checkpoint_files(&stage_dir, 1).iter().all(|f| f.is_file()) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before its first checkpoint");
+        }
+        assert!(
+            started.elapsed() < CHECKPOINT_WAIT,
+            "no checkpoint after {CHECKPOINT_WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SIGKILL: no chance to clean up, as with a crash or a pulled plug.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !stage_dir.join("done.json").exists(),
+        "the stage was killed before the end"
+    );
+    assert!(!stage_dir.join("model.mpk").exists());
+
+    let out = run(&args, tmp.path(), &epochs);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let resumed = log
+        .lines()
+        .find(|l| l.contains("resuming from the checkpoint of epoch"))
+        .unwrap_or_else(|| panic!("no resume line in:\n{log}"));
+    let epoch: usize = resumed
+        .split("epoch ")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!((1..6).contains(&epoch), "{resumed}");
+    // Training went on from there, not from epoch 1, and finished.
+    assert!(!log.contains("train epoch 1/6"), "{log}");
+    assert!(log.contains("train epoch 6/6"), "{log}");
+    assert!(stage_dir.join("done.json").is_file());
+    assert!(stage_dir.join("model.mpk").is_file());
+}
+
+#[test]
+fn configuration_errors_are_reported_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad_key = run(
+        &["experiment", "synthetic"],
+        tmp.path(),
+        &["pretrain.epoch=3"],
+    );
+    assert!(!bad_key.status.success());
+    assert!(
+        text(&bad_key).contains("pretrain.epoch"),
+        "{}",
+        text(&bad_key)
+    );
+    let bad_type = run(
+        &["experiment", "synthetic"],
+        tmp.path(),
+        &["pretrain.epochs=\"x\""],
+    );
+    assert!(!bad_type.status.success());
+    assert!(text(&bad_type).contains("epochs"), "{}", text(&bad_type));
+    assert!(
+        !tmp.path().join("synthetic").exists(),
+        "nothing written on a bad config"
+    );
+
+    let no_root = Command::new(env!("CARGO_BIN_EXE_timebalance"))
+        .args(["experiment", "ucf101_1pct_r18", "--out"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!no_root.status.success());
+    assert!(text(&no_root).contains("--data-root"), "{}", text(&no_root));
+
+    let list = Command::new(env!("CARGO_BIN_EXE_timebalance"))
+        .arg("experiments")
+        .output()
+        .unwrap();
+    let names: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert_eq!(names.len(), 24, "{names:?}");
+    for n in [
+        "synthetic",
+        "synthetic_claim",
+        "ucf101_1pct",
+        "hmdb51_60pct_r18",
+        "k400_10pct",
+    ] {
+        assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
+    }
+}
