@@ -353,7 +353,7 @@ impl ExperimentConfig {
                 bail!("{name}.weight_decay must not be negative");
             }
         }
-        if !(self.pretrain.tau > 0.0) {
+        if self.pretrain.tau.is_nan() || self.pretrain.tau <= 0.0 {
             bail!(
                 "pretrain.tau = {}: expected a positive number",
                 self.pretrain.tau

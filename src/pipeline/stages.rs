@@ -326,11 +326,11 @@ pub fn score<B: Backend>(ctx: &StageContext<'_>, device: &B::Device) -> Result<u
         let similarity = |m: &SslModel<B>| -> Result<Vec<f32>> {
             let z = m.embed(x.clone());
             let dim = z.dims()[1];
-            Ok(self_similarity(z.reshape([b, n, dim]))
+            self_similarity(z.reshape([b, n, dim]))
                 .into_data()
                 .convert::<f32>()
                 .to_vec()
-                .map_err(|e| anyhow::anyhow!("reading scores: {e:?}"))?)
+                .map_err(|e| anyhow::anyhow!("reading scores: {e:?}"))
         };
         let s_i = similarity(&invariant)?;
         let s_d = similarity(&distinctive)?;

@@ -116,12 +116,9 @@ impl<B: Backend> SslTrainer<B> {
                     .reshape([SSL_VIEWS * b * dense_clips, f]),
             )
             .reshape([SSL_VIEWS * b, dense_clips, d]);
-        let view = |t: &Tensor<B, 3>, v: usize| t.clone().slice([v * b..(v + 1) * b]);
+        let view = |t: &Tensor<B, 3>, v: usize| t.clone().narrow(0, v * b, b);
         let embeddings = SslEmbeddings {
-            sparse_global: [
-                global.clone().slice([0..b]),
-                global.slice([b..SSL_VIEWS * b]),
-            ],
+            sparse_global: [global.clone().narrow(0, 0, b), global.narrow(0, b, b)],
             sparse_slices: [view(&slices, 0), view(&slices, 1)],
             dense: [view(&dense, 0), view(&dense, 1)],
         };
@@ -264,8 +261,8 @@ fn student_output<B: Backend>(
     let b_l = x_l.dims()[0];
     let b_u = x_u.dims()[0];
     let logits = student.forward(Tensor::cat(vec![x_l, x_u], 0));
-    let logits_l = logits.clone().slice([0..b_l]);
-    let logits_u = logits.slice([b_l..b_l + b_u]);
+    let logits_l = logits.clone().narrow(0, 0, b_l);
+    let logits_u = logits.narrow(0, b_l, b_u);
     let loss = student_loss(
         logits_l.clone(),
         labels.clone(),
