@@ -27,6 +27,9 @@ const TINY: &[&str] = &[
     "tstr.batch_size=4",
     "eval.clips=2",
     "eval.batch_size=4",
+    "probe.enabled=true",
+    "probe.epochs=2",
+    "probe.clips=2",
 ];
 
 /// How long the resume test waits for the first checkpoint before giving up.
@@ -60,12 +63,13 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-const STAGES: [&str; 8] = [
+const STAGES: [&str; 9] = [
     "pretrain_invariant",
     "pretrain_distinctive",
     "finetune_invariant",
     "finetune_distinctive",
     "score",
+    "probe",
     "student",
     "student_average",
     "baseline",
@@ -152,6 +156,15 @@ fn every_stage_runs_and_metrics_have_every_row() {
     }
     let auroc = tstr["auroc"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&auroc));
+    for backbone in ["random", "invariant", "distinctive"] {
+        for split in ["train_top1", "test_top1"] {
+            let v = m["probe"][backbone][split].as_f64();
+            assert!(
+                v.is_some_and(|v| (0.0..=100.0).contains(&v)),
+                "probe.{backbone}.{split} in {m}"
+            );
+        }
+    }
     let classes = m["classes"].as_array().unwrap();
     assert_eq!(classes.len(), 4);
     assert!(classes.iter().all(|c| c["score_mean"].as_f64().is_some()));

@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use super::probe::ProbeConfig;
 use crate::data::augment::EvalCrops;
 use crate::data::datasets::DatasetKind;
 use crate::data::partition::LabeledAmount;
@@ -32,6 +33,9 @@ pub struct ExperimentConfig {
     pub student: StudentConfig,
     pub baseline: TrainConfig,
     pub eval: EvalConfig,
+    /// Linear-probe diagnostic of the teachers' features (optional section).
+    #[serde(default)]
+    pub probe: ProbeConfig,
 }
 
 /// Where the videos come from.

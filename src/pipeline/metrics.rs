@@ -173,7 +173,7 @@ impl Numeric for StatMetric {
 }
 
 /// Clips per second between consecutive steps (data loading included), running mean over
-/// the epoch.
+/// the epoch; the first step of an epoch is timed from the metric's creation or reset.
 #[derive(Clone)]
 pub struct ThroughputMetric {
     name: MetricName,
@@ -186,7 +186,7 @@ impl ThroughputMetric {
         Self {
             name: Arc::new("ClipsPerSecond".to_string()),
             state: NumericMetricState::new(),
-            last: None,
+            last: Some(Instant::now()),
         }
     }
 }
@@ -217,7 +217,7 @@ impl Metric for ThroughputMetric {
 
     fn clear(&mut self) {
         self.state.reset();
-        self.last = None;
+        self.last = Some(Instant::now());
     }
 
     fn attributes(&self) -> MetricAttributes {

@@ -5,6 +5,7 @@ pub mod config;
 pub mod evaluation;
 pub mod learner;
 pub mod metrics;
+pub mod probe;
 pub mod registry;
 pub mod run;
 pub mod runlog;

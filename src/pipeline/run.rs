@@ -35,6 +35,7 @@ pub enum Stage {
     FinetuneInvariant,
     FinetuneDistinctive,
     Score,
+    Probe,
     Student,
     StudentAverage,
     Baseline,
@@ -42,12 +43,13 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
         Stage::PretrainInvariant,
         Stage::PretrainDistinctive,
         Stage::FinetuneInvariant,
         Stage::FinetuneDistinctive,
         Stage::Score,
+        Stage::Probe,
         Stage::Student,
         Stage::StudentAverage,
         Stage::Baseline,
@@ -62,6 +64,7 @@ impl Stage {
             Stage::FinetuneInvariant => finetune_dir(TeacherKind::Invariant),
             Stage::FinetuneDistinctive => finetune_dir(TeacherKind::Distinctive),
             Stage::Score => "score".into(),
+            Stage::Probe => "probe".into(),
             Stage::Student => "student".into(),
             Stage::StudentAverage => "student_average".into(),
             Stage::Baseline => "baseline".into(),
@@ -356,6 +359,7 @@ fn run_stage<B: AutodiffBackend>(
         Stage::FinetuneInvariant => stages::finetune::<B>(ctx, TeacherKind::Invariant, device),
         Stage::FinetuneDistinctive => stages::finetune::<B>(ctx, TeacherKind::Distinctive, device),
         Stage::Score => stages::score::<B::InnerBackend>(ctx, device).map(|_| ()),
+        Stage::Probe => super::probe::probe::<B>(ctx, device),
         Stage::Student => stages::student::<B>(ctx, "student", None, device),
         Stage::StudentAverage => {
             stages::student::<B>(ctx, "student_average", Some(FIXED_MIX_WEIGHT), device)

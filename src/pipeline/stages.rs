@@ -702,6 +702,13 @@ fn build_report<B: Backend>(
             }),
         );
     }
+    let probe = ctx.stage_dir("probe").join(super::probe::PROBE_FILE);
+    if let Some(value) = std::fs::read_to_string(&probe)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    {
+        report.insert("probe".into(), value);
+    }
     report.insert("test_videos".into(), ctx.data.test.len().into());
     report.insert("skipped_videos".into(), skipped.into());
     serde_json::Value::Object(report)

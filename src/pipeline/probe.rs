@@ -1,0 +1,357 @@
+//! Linear probe: do the teachers' frozen self-supervised features carry class information
+//! beyond what random weights give? Features of every training and test video (backbone's
+//! pooled features, averaged over a few centre-crop clips) are standardised with the
+//! training statistics, and a linear classifier is trained on *all* training labels with
+//! burn-train's Learner, for the random, invariant and distinctive backbones alike. A
+//! representation diagnostic, not part of the method: it uses labels the method never sees.
+
+use anyhow::{Result, bail};
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::InMemDataset;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
+use burn::train::{InferenceStep, TrainOutput, TrainStep};
+use serde::{Deserialize, Serialize};
+
+use super::evaluation::accuracy;
+use super::learner::{FitSpec, fit};
+use super::metrics::StepOutput;
+use super::stages::{MODEL_FILE, StageContext, pretrain_dir, write_atomic};
+use super::steps::TeacherKind;
+use crate::checkpoint::load_module;
+use crate::data::clips::ClipRecipe;
+use crate::data::datasets::VideoEntry;
+use crate::data::loader::LoaderItem;
+use crate::data::tensors::{ClipBatcher, VideoClipDataset};
+use crate::loss::cross_entropy;
+use crate::model::{Backbone, SslModel};
+
+/// The probe's results file inside the stage directory.
+pub const PROBE_FILE: &str = "probe.json";
+/// Seed offset of the random backbone and the probe's shuffling.
+const SEED_PROBE: u64 = 6;
+/// Guards the standardisation against constant features.
+const STD_EPS: f32 = 1e-6;
+
+/// Linear probe settings (`[probe]`; off unless enabled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    pub enabled: bool,
+    /// Centre-crop clips per video whose features are averaged.
+    pub clips: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            clips: 4,
+            epochs: 100,
+            batch_size: 64,
+            lr: 1e-2,
+            weight_decay: 1e-4,
+        }
+    }
+}
+
+impl super::config::Optimisation for ProbeConfig {
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+    fn warmup_epochs(&self) -> usize {
+        0
+    }
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+    fn decay(&self) -> super::config::LrDecay {
+        super::config::LrDecay::Cosine
+    }
+}
+
+/// One video's standardised features and label.
+#[derive(Debug, Clone)]
+pub struct FeatureItem {
+    pub x: Vec<f32>,
+    pub y: usize,
+}
+
+/// A batch of features and labels.
+#[derive(Debug, Clone)]
+pub struct FeatureBatch<B: Backend> {
+    pub x: Tensor<B, 2>,
+    pub y: Tensor<B, 1, Int>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FeatureBatcher;
+
+impl<B: Backend> Batcher<B, FeatureItem, FeatureBatch<B>> for FeatureBatcher {
+    fn batch(&self, items: Vec<FeatureItem>, device: &B::Device) -> FeatureBatch<B> {
+        let n = items.len();
+        let d = items.first().map_or(0, |i| i.x.len());
+        let x: Vec<f32> = items.iter().flat_map(|i| i.x.iter().copied()).collect();
+        let y: Vec<i64> = items.iter().map(|i| i.y as i64).collect();
+        FeatureBatch {
+            x: Tensor::from_data(TensorData::new(x, [n, d]), device),
+            y: Tensor::from_data(TensorData::new(y, [n]), device),
+        }
+    }
+}
+
+/// The linear classifier on frozen features.
+#[derive(Module, Debug)]
+pub struct LinearProbe<B: Backend> {
+    pub fc: Linear<B>,
+}
+
+fn probe_output<B: Backend>(m: &LinearProbe<B>, batch: &FeatureBatch<B>) -> StepOutput<B> {
+    let logits = m.fc.forward(batch.x.clone());
+    let n = batch.y.dims()[0];
+    StepOutput {
+        total: cross_entropy(logits.clone(), batch.y.clone()),
+        components: Vec::new(),
+        predictions: Some((logits, batch.y.clone())),
+        videos: n,
+        clips: n,
+    }
+}
+
+impl<B: AutodiffBackend> TrainStep for LinearProbe<B> {
+    type Input = FeatureBatch<B>;
+    type Output = StepOutput<B>;
+
+    fn step(&self, batch: FeatureBatch<B>) -> TrainOutput<StepOutput<B>> {
+        let out = probe_output(self, &batch);
+        let grads = out.total.backward();
+        TrainOutput::new(self, grads, out)
+    }
+}
+
+impl<B: Backend> InferenceStep for LinearProbe<B> {
+    type Input = FeatureBatch<B>;
+    type Output = StepOutput<B>;
+
+    fn step(&self, batch: FeatureBatch<B>) -> StepOutput<B> {
+        probe_output(self, &batch)
+    }
+}
+
+/// Probe accuracy of one backbone, percent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeResult {
+    pub train_top1: f64,
+    pub test_top1: f64,
+}
+
+/// Mean pooled backbone features per video, `[videos][F]`, in `entries` order (a video that
+/// cannot be read keeps zeros and is counted in the log).
+fn features<B: Backend>(
+    ctx: &StageContext<'_>,
+    backbone: &Backbone<B>,
+    entries: &[VideoEntry],
+    device: &B::Device,
+) -> Result<Vec<Vec<f32>>> {
+    let d = &ctx.config.data;
+    let recipe = ClipRecipe::Tstr {
+        clips: ctx.config.probe.clips,
+        frames: d.frames,
+        stride: d.stride,
+        out_size: d.size,
+    };
+    let items: Vec<LoaderItem> = entries
+        .iter()
+        .map(|e| (e.path.clone(), Some(e.label)))
+        .collect();
+    let dataset = VideoClipDataset::new(items, recipe, 0)?;
+    let loader = burn::data::dataloader::DataLoaderBuilder::new(ClipBatcher)
+        .batch_size(ctx.config.tstr.batch_size)
+        .num_workers(d.workers)
+        .set_device(device.clone())
+        .build(dataset);
+    let mut out: Vec<Option<Vec<f32>>> = vec![None; entries.len()];
+    for batch in loader.iter() {
+        let [b, n, ..] = batch.clips.dims();
+        let pooled = backbone.features(batch.flattened()).pooled;
+        let f = pooled.dims()[1];
+        let mean: Vec<f32> = pooled
+            .reshape([b, n, f])
+            .mean_dim(1)
+            .reshape([b * f])
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .map_err(|e| anyhow::anyhow!("reading features: {e:?}"))?;
+        for (k, &v) in batch.videos.iter().enumerate() {
+            out[v].get_or_insert_with(|| mean[k * f..(k + 1) * f].to_vec());
+        }
+    }
+    let dim = out.iter().flatten().next().map_or(0, Vec::len);
+    let missing = out.iter().filter(|o| o.is_none()).count();
+    if missing > 0 {
+        ctx.log.line(&format!(
+            "[probe] {missing} unreadable videos get zero features"
+        ));
+    }
+    Ok(out
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| vec![0.0; dim]))
+        .collect())
+}
+
+/// Standardise `train` and `test` features with the training mean and deviation.
+fn standardise(train: &mut [Vec<f32>], test: &mut [Vec<f32>]) {
+    let Some(dim) = train.first().map(Vec::len) else {
+        return;
+    };
+    let n = train.len() as f32;
+    for j in 0..dim {
+        let mean = train.iter().map(|x| x[j]).sum::<f32>() / n;
+        let var = train.iter().map(|x| (x[j] - mean).powi(2)).sum::<f32>() / n;
+        let std = var.sqrt().max(STD_EPS);
+        for x in train.iter_mut().chain(test.iter_mut()) {
+            x[j] = (x[j] - mean) / std;
+        }
+    }
+}
+
+/// Top-1 accuracy of `model` on `items`, percent.
+fn probe_accuracy<B: Backend>(
+    model: &LinearProbe<B>,
+    items: &[FeatureItem],
+    classes: usize,
+    device: &B::Device,
+) -> Result<f64> {
+    let batch: FeatureBatch<B> = FeatureBatcher.batch(items.to_vec(), device);
+    let n = items.len();
+    let probs: Vec<f32> = burn::tensor::activation::softmax(model.fc.forward(batch.x), 1)
+        .reshape([n * classes])
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| anyhow::anyhow!("reading probe outputs: {e:?}"))?;
+    let rows: Vec<Vec<f32>> = probs.chunks(classes).map(<[f32]>::to_vec).collect();
+    let labels: Vec<usize> = items.iter().map(|i| i.y).collect();
+    Ok(accuracy(&rows, &labels, classes).top1)
+}
+
+/// Run the probe for the random, invariant and distinctive backbones; writes
+/// `probe/probe.json`.
+pub fn probe<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) -> Result<()> {
+    let c = &ctx.config.probe;
+    if !c.enabled {
+        ctx.log
+            .line("[probe] disabled ([probe] enabled = false); nothing to do");
+        return Ok(());
+    }
+    let backbone_config = ctx.config.model.backbone();
+    let classes = ctx.data.num_classes();
+    let seed = ctx.config.seed.wrapping_mul(1_000).wrapping_add(SEED_PROBE);
+    let mut variants: Vec<(&str, Backbone<B::InnerBackend>)> = Vec::new();
+    B::InnerBackend::seed(device, seed);
+    variants.push(("random", backbone_config.init(device)));
+    for t in TeacherKind::BOTH {
+        let path = ctx.stage_dir(&pretrain_dir(t)).join(MODEL_FILE);
+        if !path.is_file() {
+            bail!(
+                "{} is missing: run the stage `{}` first",
+                path.display(),
+                pretrain_dir(t)
+            );
+        }
+        let m = load_module(
+            SslModel::<B::InnerBackend>::new(backbone_config, device),
+            &path,
+            device,
+        )?;
+        variants.push((t.name(), m.backbone));
+    }
+    let mut results = serde_json::Map::new();
+    for (name, backbone) in &variants {
+        ctx.log
+            .line(&format!("[probe] features of the {name} backbone"));
+        let mut train = features::<B::InnerBackend>(ctx, backbone, &ctx.data.train, device)?;
+        let mut test = features::<B::InnerBackend>(ctx, backbone, &ctx.data.test, device)?;
+        standardise(&mut train, &mut test);
+        let to_items = |x: Vec<Vec<f32>>, entries: &[VideoEntry]| -> Vec<FeatureItem> {
+            x.into_iter()
+                .zip(entries)
+                .map(|(x, e)| FeatureItem { x, y: e.label })
+                .collect()
+        };
+        let train = to_items(train, &ctx.data.train);
+        let test = to_items(test, &ctx.data.test);
+        let dim = train.first().map_or(0, |i| i.x.len());
+        B::seed(device, seed);
+        let model = LinearProbe::<B> {
+            fc: LinearConfig::new(dim, classes).init(device),
+        };
+        let batch_size = c.batch_size.min(train.len()).max(1);
+        let iterations = train.len().div_ceil(batch_size);
+        let loader = burn::data::dataloader::DataLoaderBuilder::new(FeatureBatcher)
+            .batch_size(batch_size)
+            .shuffle(seed)
+            .set_device(device.clone())
+            .build(InMemDataset::new(train.clone()));
+        let valid = burn::data::dataloader::DataLoaderBuilder::new(FeatureBatcher)
+            .batch_size(batch_size)
+            .set_device(device.clone())
+            .build(InMemDataset::<FeatureItem>::new(Vec::new()));
+        let stage = format!("probe_{name}");
+        let dir = ctx.stage_dir("probe").join(name);
+        let spec = FitSpec {
+            stage: &stage,
+            dir: &dir,
+            optim: c,
+            iterations_per_epoch: iterations,
+            components: &[],
+            accuracy: true,
+            log: ctx.log,
+        };
+        let trained = fit(model, &spec, loader, valid)?;
+        let result = ProbeResult {
+            train_top1: probe_accuracy(&trained, &train, classes, device)?,
+            test_top1: probe_accuracy(&trained, &test, classes, device)?,
+        };
+        ctx.log.line(&format!(
+            "[probe] {name}: train {:.2} %, test {:.2} %",
+            result.train_top1, result.test_top1
+        ));
+        results.insert(name.to_string(), serde_json::to_value(&result)?);
+    }
+    let dir = ctx.stage_dir("probe");
+    std::fs::create_dir_all(&dir)?;
+    write_atomic(
+        &dir.join(PROBE_FILE),
+        serde_json::to_string_pretty(&serde_json::Value::Object(results))?.as_bytes(),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standardise_uses_training_statistics() {
+        let mut train = vec![vec![1.0, 5.0], vec![3.0, 5.0]];
+        let mut test = vec![vec![2.0, 6.0]];
+        standardise(&mut train, &mut test);
+        assert_eq!(train, vec![vec![-1.0, 0.0], vec![1.0, 0.0]]);
+        assert_eq!(test[0][0], 0.0);
+        assert!(
+            test[0][1] > 1e5,
+            "constant training feature: guarded, not NaN"
+        );
+    }
+}
