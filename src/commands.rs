@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::data::clips::ClipRecipe;
+use crate::data::clips::{ClipMaker, ClipRecipe, video_rng};
 use crate::data::datasets::{DatasetKind, load_index};
 use crate::data::loader::{BenchResult, bench_loader, probe_all};
 use crate::data::partition::{LabeledAmount, partition};
-use crate::data::video::{FrameReader, write_ppm};
+use crate::data::video::{FrameReader, RgbFrame, write_ppm};
 
 /// File extensions `bench data` picks up from a directory.
 const VIDEO_EXTENSIONS: [&str; 4] = ["avi", "mp4", "webm", "mkv"];
@@ -187,4 +187,52 @@ pub fn bench_data(
 ) -> Result<BenchResult> {
     let paths = videos_in(dir)?;
     Ok(bench_loader(&paths, recipe, workers, batches)?)
+}
+
+/// Which clip recipe `data clips` renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecipeKind {
+    /// Self-supervised: 2 views × (sparse + 4 dense) clips of 16 frames.
+    Ssl,
+    /// Fine-tuning / student: one augmented clip.
+    Train,
+    /// Evaluation: evenly spread centre-crop clips.
+    Eval,
+}
+
+/// `data clips`: render one video's clips as a recipe makes them (augmentation included)
+/// and write `DIR/clip<k>_frame<t>.ppm`, so that what a model is fed can be looked at.
+pub fn write_clips(
+    video: &Path,
+    recipe: &ClipRecipe,
+    seed: u64,
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut maker = ClipMaker::new(*recipe)?;
+    let mut rng = video_rng(seed, 0, 0);
+    let clips = maker.load(video, 0, None, &mut rng)?;
+    let side = clips.size;
+    let plane = side * side;
+    let mut written = Vec::new();
+    for (k, clip) in clips.clips.chunks_exact(recipe.clip_len()).enumerate() {
+        for t in 0..clips.frames {
+            let mut data = Vec::with_capacity(3 * plane);
+            for p in 0..plane {
+                for c in 0..3 {
+                    let v = clip[(c * clips.frames + t) * plane + p];
+                    data.push((v.clamp(0.0, 1.0) * 255.0).round() as u8);
+                }
+            }
+            let frame = RgbFrame {
+                width: side as u32,
+                height: side as u32,
+                data,
+            };
+            let path = out.join(format!("clip{k}_frame{t:02}.ppm"));
+            write_ppm(&frame, &path).with_context(|| format!("writing {}", path.display()))?;
+            written.push(path);
+        }
+    }
+    Ok(written)
 }

@@ -175,6 +175,24 @@ enum DataCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Render one video's clips as a recipe makes them (augmentation included) and write
+    /// DIR/clip<k>_frame<t>.ppm: look at what a model is fed.
+    Clips {
+        video: PathBuf,
+        #[arg(long, value_enum, default_value = "train")]
+        recipe: commands::RecipeKind,
+        /// Output side in pixels.
+        #[arg(long, default_value_t = timebalance::data::clips::DEFAULT_OUT_SIZE)]
+        size: u32,
+        /// Horizontal flips allowed in the augmentation.
+        #[arg(long)]
+        hflip: bool,
+        /// Seed of the augmentation draw.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Draw a class-balanced labeled subset of a training split and write it to a file.
     Splits {
         #[command(flatten)]
@@ -440,6 +458,24 @@ fn run_data(what: DataCommand) -> Result<()> {
         } => {
             let indices = commands::parse_indices(&indices)?;
             let written = commands::write_frames(&video, &indices, &out)?;
+            println!("wrote {} frames to {}", written.len(), out.display());
+        }
+        DataCommand::Clips {
+            video,
+            recipe,
+            size,
+            hflip,
+            seed,
+            out,
+        } => {
+            let recipe = match recipe {
+                commands::RecipeKind::Ssl => ClipRecipe::ssl(size, hflip),
+                commands::RecipeKind::Train => ClipRecipe::train(size, hflip),
+                commands::RecipeKind::Eval => {
+                    ClipRecipe::eval(size, timebalance::data::augment::EvalCrops::One)
+                }
+            };
+            let written = commands::write_clips(&video, &recipe, seed, &out)?;
             println!("wrote {} frames to {}", written.len(), out.display());
         }
         DataCommand::Splits {

@@ -241,3 +241,36 @@ fn weights_import_writes_a_model_file() {
         text(&out)
     );
 }
+
+#[test]
+fn data_clips_writes_what_each_recipe_feeds_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = synth(dir.path());
+    let video = std::fs::read_dir(root.join("InvCircle"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "avi"))
+        .expect("a generated video");
+    // (recipe, clips, frames per clip): SSL 2 views × (sparse + 4 dense) of 16 frames,
+    // train one clip of 8, eval 10 clips of 8.
+    for (recipe, clips, frames) in [("ssl", 10, 16), ("train", 1, 8), ("eval", 10, 8)] {
+        let out_dir = dir.path().join(recipe);
+        let out = timebalance(&[
+            "data",
+            "clips",
+            video.to_str().unwrap(),
+            "--recipe",
+            recipe,
+            "--size",
+            "24",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{recipe}: {}", text(&out));
+        let files = std::fs::read_dir(&out_dir).unwrap().count();
+        assert_eq!(files, clips * frames, "{recipe}");
+        let frame = read_ppm(&out_dir.join("clip0_frame00.ppm")).unwrap();
+        assert_eq!((frame.width, frame.height), (24, 24));
+        assert!(frame.data.iter().any(|&v| v > 0), "{recipe}: a blank frame");
+    }
+}

@@ -154,14 +154,20 @@ pub fn latest_checkpoint(stage_dir: &Path) -> Option<usize> {
         .max()
 }
 
+/// Metrics shown as their latest value rather than the epoch's mean.
+const LATEST_VALUE_METRICS: [&str; 1] = ["Learning Rate"];
+
 /// Prints one line per [`LOG_INTERVAL`] and one at each epoch's end, and appends them to the
-/// run's log — what a CI log or `nohup` file wants instead of a TUI.
+/// run's log — what a CI log or `nohup` file wants instead of a TUI. Values are means over
+/// the epoch so far (burn-train hands renderers per-batch values), the learning rate its
+/// latest value.
 pub struct LineRenderer {
     stage: String,
     log: RunLog,
     last: Instant,
     names: Vec<(MetricId, String)>,
-    values: Vec<(String, f64)>,
+    /// (name, sum, count) since the epoch started.
+    values: Vec<(String, f64, usize)>,
 }
 
 impl LineRenderer {
@@ -189,9 +195,14 @@ impl LineRenderer {
                     aggregated_value, ..
                 } => aggregated_value,
             };
-            match self.values.iter_mut().find(|(n, _)| *n == name) {
-                Some(slot) => slot.1 = v,
-                None => self.values.push((name, v)),
+            let latest = LATEST_VALUE_METRICS.contains(&name.as_str());
+            match self.values.iter_mut().find(|(n, ..)| *n == name) {
+                Some(slot) if latest => *slot = (name, v, 1),
+                Some(slot) => {
+                    slot.1 += v;
+                    slot.2 += 1;
+                }
+                None => self.values.push((name, v, 1)),
             }
         }
     }
@@ -213,7 +224,7 @@ impl LineRenderer {
         let values: Vec<String> = self
             .values
             .iter()
-            .map(|(n, v)| format!("{n}={}", format_value(*v)))
+            .map(|(n, sum, count)| format!("{n}={}", format_value(sum / *count.max(&1) as f64)))
             .collect();
         self.log.line(&format!(
             "[{}] {split} epoch {}/{}{progress} {}",
@@ -222,6 +233,9 @@ impl LineRenderer {
             item.global_progress.items_total,
             values.join(" ")
         ));
+        if end_of_epoch {
+            self.values.clear();
+        }
     }
 }
 
