@@ -16,12 +16,7 @@ pub const MODEL_EXTENSION: &str = "mpk";
 /// that a killed process never leaves a half-written model behind.
 pub fn save_module<B: Backend, M: Module<B>>(module: M, path: &Path) -> Result<PathBuf> {
     let final_path = path.with_extension(MODEL_EXTENSION);
-    let stem = final_path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("model")
-        .to_string();
-    let tmp_base = final_path.with_file_name(format!(".{stem}.partial"));
+    let tmp_base = partial_path(&final_path);
     if let Some(dir) = final_path.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating directory {}", dir.display()))?;
@@ -46,4 +41,18 @@ pub fn load_module<B: Backend, M: Module<B>>(
         .load(path.clone(), device)
         .with_context(|| format!("reading model {}", path.display()))?;
     Ok(module.load_record(record))
+}
+
+/// Hidden temporary name next to `path` (`dir/.stem.partial`) under which a file is written
+/// before being renamed into place: a reader never sees a half-written file.
+pub fn partial_path(path: &Path) -> PathBuf {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("file");
+    path.with_file_name(format!(".{stem}.partial"))
+}
+
+/// Write `bytes` to `path` through [`partial_path`] and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = partial_path(path);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }

@@ -56,12 +56,7 @@ impl<B: Backend> Recorder<B> for AtomicRecorder {
     fn save_item<I: Serialize>(&self, item: I, file: PathBuf) -> Result<(), RecorderError> {
         let extension = <Self as FileRecorder<B>>::file_extension();
         let final_path = file.with_extension(extension);
-        let name = final_path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("record")
-            .to_string();
-        let tmp = final_path.with_file_name(format!(".{name}.partial"));
+        let tmp = crate::checkpoint::partial_path(&final_path);
         Recorder::<B>::save_item(&self.inner, item, tmp.clone())?;
         std::fs::rename(tmp.with_extension(extension), &final_path)
             .map_err(|e| RecorderError::Unknown(format!("{}: {e}", final_path.display())))

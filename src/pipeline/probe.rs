@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use super::evaluation::accuracy;
 use super::learner::{FitSpec, fit};
 use super::metrics::StepOutput;
-use super::stages::{MODEL_FILE, StageContext, pretrain_dir, write_atomic};
+use super::stages::{MODEL_FILE, StageContext, host_values, pretrain_dir};
 use super::steps::TeacherKind;
 use crate::checkpoint::load_module;
+use crate::checkpoint::write_atomic;
 use crate::data::clips::ClipRecipe;
 use crate::data::datasets::VideoEntry;
 use crate::data::loader::LoaderItem;
@@ -174,24 +175,22 @@ fn features<B: Backend>(
         .map(|e| (e.path.clone(), Some(e.label)))
         .collect();
     let dataset = VideoClipDataset::new(items, recipe, 0)?;
-    let loader = burn::data::dataloader::DataLoaderBuilder::new(ClipBatcher)
-        .batch_size(ctx.config.tstr.batch_size)
-        .num_workers(d.workers)
-        .set_device(device.clone())
-        .build(dataset);
+    let loader = ctx.loader(
+        ClipBatcher,
+        dataset,
+        ctx.config.tstr.batch_size,
+        None,
+        device,
+    );
     let mut out: Vec<Option<Vec<f32>>> = vec![None; entries.len()];
     for batch in loader.iter() {
         let [b, n, ..] = batch.clips.dims();
         let pooled = backbone.features(batch.flattened()).pooled;
         let f = pooled.dims()[1];
-        let mean: Vec<f32> = pooled
-            .reshape([b, n, f])
-            .mean_dim(1)
-            .reshape([b * f])
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .map_err(|e| anyhow::anyhow!("reading features: {e:?}"))?;
+        let mean = host_values(
+            pooled.reshape([b, n, f]).mean_dim(1).reshape([b * f]),
+            "features",
+        )?;
         for (k, &v) in batch.videos.iter().enumerate() {
             out[v].get_or_insert_with(|| mean[k * f..(k + 1) * f].to_vec());
         }
@@ -234,12 +233,10 @@ fn probe_accuracy<B: Backend>(
 ) -> Result<f64> {
     let batch: FeatureBatch<B> = FeatureBatcher.batch(items.to_vec(), device);
     let n = items.len();
-    let probs: Vec<f32> = burn::tensor::activation::softmax(model.fc.forward(batch.x), 1)
-        .reshape([n * classes])
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .map_err(|e| anyhow::anyhow!("reading probe outputs: {e:?}"))?;
+    let probs = host_values(
+        burn::tensor::activation::softmax(model.fc.forward(batch.x), 1).reshape([n * classes]),
+        "probe outputs",
+    )?;
     let rows: Vec<Vec<f32>> = probs.chunks(classes).map(<[f32]>::to_vec).collect();
     let labels: Vec<usize> = items.iter().map(|i| i.y).collect();
     Ok(accuracy(&rows, &labels, classes).top1)

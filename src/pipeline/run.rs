@@ -12,9 +12,10 @@ use super::config::{DataSource, ExperimentConfig};
 use super::registry;
 use super::runlog::RunLog;
 use super::stages::{
-    self, FIXED_MIX_WEIGHT, PreparedData, StageContext, finetune_dir, pretrain_dir, write_atomic,
+    self, FIXED_MIX_WEIGHT, PreparedData, StageContext, finetune_dir, pretrain_dir,
 };
 use super::steps::TeacherKind;
+use crate::checkpoint::write_atomic;
 use crate::data::datasets::load_index;
 use crate::data::partition::load_or_create;
 use crate::data::synth::{self, ClassesFile, SynthConfig};

@@ -19,7 +19,7 @@ use super::learner::{FitSpec, fit};
 use super::runlog::RunLog;
 use super::steps::{SslObjective, SslTrainer, StudentSettings, StudentTrainer, TeacherKind};
 use super::student_data::{StudentBatcher, StudentDataset};
-use crate::checkpoint::{load_module, save_module};
+use crate::checkpoint::{load_module, save_module, write_atomic};
 use crate::data::augment::AugmentConfig;
 use crate::data::clips::ClipRecipe;
 use crate::data::datasets::VideoEntry;
@@ -121,7 +121,7 @@ impl StageContext<'_> {
         }
     }
 
-    fn loader<B: Backend, I, O>(
+    pub(super) fn loader<B: Backend, I, O>(
         &self,
         batcher: impl burn::data::dataloader::batcher::Batcher<B, I, O> + 'static,
         dataset: impl Dataset<I> + 'static,
@@ -326,11 +326,7 @@ pub fn score<B: Backend>(ctx: &StageContext<'_>, device: &B::Device) -> Result<u
         let similarity = |m: &SslModel<B>| -> Result<Vec<f32>> {
             let z = m.embed(x.clone());
             let dim = z.dims()[1];
-            self_similarity(z.reshape([b, n, dim]))
-                .into_data()
-                .convert::<f32>()
-                .to_vec()
-                .map_err(|e| anyhow::anyhow!("reading scores: {e:?}"))
+            host_values(self_similarity(z.reshape([b, n, dim])), "scores")
         };
         let s_i = similarity(&invariant)?;
         let s_d = similarity(&distinctive)?;
@@ -394,16 +390,15 @@ pub fn read_scores(path: &Path) -> Result<Vec<VideoScore>> {
     Ok(out)
 }
 
-/// Write through a temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("file")
-        .to_string();
-    let tmp = path.with_file_name(format!(".{name}.partial"));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+/// A tensor's values as `f32` on the host; `what` names them in the error.
+pub(super) fn host_values<B: Backend, const D: usize>(
+    t: burn::tensor::Tensor<B, D>,
+    what: &str,
+) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| anyhow::anyhow!("reading {what}: {e:?}"))
 }
 
 /// w(v) for every training video: from the score cache (clamped or min-max normalised), or
@@ -592,11 +587,7 @@ pub fn evaluate<B: Backend>(ctx: &StageContext<'_>, device: &B::Device) -> Resul
                 .reshape([b, n, classes])
                 .mean_dim(1)
                 .reshape([b * classes]);
-            let values: Vec<f32> = p
-                .into_data()
-                .convert::<f32>()
-                .to_vec()
-                .map_err(|e| anyhow::anyhow!("reading predictions: {e:?}"))?;
+            let values = host_values(p, "predictions")?;
             for (k, &v) in batch.videos.iter().enumerate() {
                 store
                     .entry(v)

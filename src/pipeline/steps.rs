@@ -248,6 +248,7 @@ fn teacher_probabilities<B: Backend>(
 fn student_output<B: Backend>(
     student: &VideoClassifier<B>,
     targets: (Tensor<B, 2>, Tensor<B, 2>),
+    (x_l, x_u): (Tensor<B, 5>, Tensor<B, 5>),
     batch: &PairedBatch<B>,
     settings: StudentSettings,
 ) -> StepOutput<B> {
@@ -256,8 +257,6 @@ fn student_output<B: Backend>(
         .labels
         .clone()
         .expect("the labeled batch holds labels");
-    let x_l = batch.labeled.clip(0);
-    let x_u = batch.unlabeled.clip(0);
     let b_l = x_l.dims()[0];
     let b_u = x_u.dims()[0];
     let logits = student.forward(Tensor::cat(vec![x_l, x_u], 0));
@@ -290,6 +289,7 @@ impl<B: AutodiffBackend> TrainStep for StudentTrainer<B> {
     type Output = StepOutput<B>;
 
     fn step(&self, batch: PairedBatch<B>) -> TrainOutput<StepOutput<B>> {
+        let (x_l, x_u) = (batch.labeled.clip(0), batch.unlabeled.clip(0));
         let invariant = self.invariant.valid();
         let distinctive = self.distinctive.valid();
         let target = |x: Tensor<B, 5>, w: Tensor<B, 1>| {
@@ -301,10 +301,10 @@ impl<B: AutodiffBackend> TrainStep for StudentTrainer<B> {
             ))
         };
         let targets = (
-            target(batch.labeled.clip(0), batch.weight_labeled.clone()),
-            target(batch.unlabeled.clip(0), batch.weight_unlabeled.clone()),
+            target(x_l.clone(), batch.weight_labeled.clone()),
+            target(x_u.clone(), batch.weight_unlabeled.clone()),
         );
-        let out = student_output(&self.student, targets, &batch, self.settings);
+        let out = student_output(&self.student, targets, (x_l, x_u), &batch, self.settings);
         let grads = out.total.backward();
         TrainOutput::new(self, grads, out)
     }
@@ -315,13 +315,14 @@ impl<B: Backend> InferenceStep for StudentTrainer<B> {
     type Output = StepOutput<B>;
 
     fn step(&self, batch: PairedBatch<B>) -> StepOutput<B> {
+        let (x_l, x_u) = (batch.labeled.clip(0), batch.unlabeled.clip(0));
         let target = |x: Tensor<B, 5>, w: Tensor<B, 1>| {
             teacher_probabilities(&self.invariant, &self.distinctive, x, w)
         };
         let targets = (
-            target(batch.labeled.clip(0), batch.weight_labeled.clone()),
-            target(batch.unlabeled.clip(0), batch.weight_unlabeled.clone()),
+            target(x_l.clone(), batch.weight_labeled.clone()),
+            target(x_u.clone(), batch.weight_unlabeled.clone()),
         );
-        student_output(&self.student, targets, &batch, self.settings)
+        student_output(&self.student, targets, (x_l, x_u), &batch, self.settings)
     }
 }
