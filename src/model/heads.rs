@@ -1,5 +1,6 @@
 //! Projection head (self-supervised stage) and linear classifier.
 
+use crate::ops::batch_norm;
 use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
@@ -7,7 +8,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 
-use super::video_resnet::batch_norm;
+use super::video_resnet::new_batch_norm;
 
 /// METHOD.md: the projection head's embedding width.
 pub const EMBEDDING_DIM: usize = 128;
@@ -29,11 +30,11 @@ impl ProjectionHeadConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> ProjectionHead<B> {
         ProjectionHead {
             fc1: LinearConfig::new(self.features, self.hidden).init(device),
-            bn1: batch_norm(self.hidden, device),
+            bn1: new_batch_norm(self.hidden, device),
             fc2: LinearConfig::new(self.hidden, self.embedding)
                 .with_bias(false)
                 .init(device),
-            bn2: batch_norm(self.embedding, device),
+            bn2: new_batch_norm(self.embedding, device),
         }
     }
 }
@@ -49,8 +50,8 @@ pub struct ProjectionHead<B: Backend> {
 impl<B: Backend> ProjectionHead<B> {
     /// `[N, F]` → unit-norm embeddings `[N, D]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let x = relu(self.bn1.forward(self.fc1.forward(x)));
-        let x = self.bn2.forward(self.fc2.forward(x));
+        let x = relu(batch_norm(&self.bn1, self.fc1.forward(x)));
+        let x = batch_norm(&self.bn2, self.fc2.forward(x));
         l2_normalize(x)
     }
 }

@@ -5,6 +5,7 @@
 //! res4/res5 (on the first 1×1 conv of each bottleneck), spatial stride 2 from res3 on,
 //! no temporal stride anywhere. Field names follow PyTorchVideo (`conv_a`, `norm_a`, …).
 
+use crate::ops::batch_norm;
 use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
@@ -12,7 +13,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 
 use super::conv::{Conv3dSpec, Conv3dUnit};
-use super::video_resnet::batch_norm;
+use super::video_resnet::new_batch_norm;
 use crate::ops::max_pool_spatial;
 
 const BLOCKS_PER_STAGE: [usize; 4] = [3, 4, 6, 3];
@@ -59,27 +60,27 @@ impl<B: Backend> Bottleneck<B> {
                     .stride([1, spatial_stride, spatial_stride])
                     .init(device)
             }),
-            branch1_norm: needs_projection.then(|| batch_norm(dim_out, device)),
+            branch1_norm: needs_projection.then(|| new_batch_norm(dim_out, device)),
             conv_a: Conv3dSpec::new(dim_in, inner, [temporal_kernel, 1, 1])
                 .padding([temporal_kernel / 2, 0, 0])
                 .init(device),
-            norm_a: batch_norm(inner, device),
+            norm_a: new_batch_norm(inner, device),
             conv_b: Conv3dSpec::new(inner, inner, [1, 3, 3])
                 .stride([1, spatial_stride, spatial_stride])
                 .padding([0, 1, 1])
                 .init(device),
-            norm_b: batch_norm(inner, device),
+            norm_b: new_batch_norm(inner, device),
             conv_c: Conv3dSpec::new(inner, dim_out, [1, 1, 1]).init(device),
-            norm_c: batch_norm(dim_out, device),
+            norm_c: new_batch_norm(dim_out, device),
         }
     }
 
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let y = relu(self.norm_a.forward(self.conv_a.forward(x.clone())));
-        let y = relu(self.norm_b.forward(self.conv_b.forward(y)));
-        let y = self.norm_c.forward(self.conv_c.forward(y));
+        let y = relu(batch_norm(&self.norm_a, self.conv_a.forward(x.clone())));
+        let y = relu(batch_norm(&self.norm_b, self.conv_b.forward(y)));
+        let y = batch_norm(&self.norm_c, self.conv_c.forward(y));
         let shortcut = match (&self.branch1_conv, &self.branch1_norm) {
-            (Some(conv), Some(norm)) => norm.forward(conv.forward(x)),
+            (Some(conv), Some(norm)) => batch_norm(norm, conv.forward(x)),
             _ => x,
         };
         relu(y + shortcut)
@@ -103,7 +104,7 @@ impl<B: Backend> SlowResNet<B> {
                 .stride([1, 2, 2])
                 .padding([0, 3, 3])
                 .init(device),
-            norm: batch_norm(width, device),
+            norm: new_batch_norm(width, device),
         };
         let mut dim_in = width;
         let mut stages = Vec::with_capacity(4);
@@ -145,7 +146,7 @@ impl<B: Backend> SlowResNet<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let x = relu(self.stem.norm.forward(self.stem.conv.forward(x)));
+        let x = relu(batch_norm(&self.stem.norm, self.stem.conv.forward(x)));
         let mut x = max_pool_spatial(x, STEM_POOL_KERNEL, STEM_POOL_STRIDE, STEM_POOL_PADDING);
         for block in self
             .res2

@@ -5,6 +5,7 @@
 //! (`crate::model::import` maps the key names): a stem, four stages of two basic blocks
 //! each, channels `w, 2w, 4w, 8w` (w = 64 is the real model).
 
+use crate::ops::batch_norm;
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::Tensor;
@@ -27,7 +28,7 @@ const REFERENCE_BASE_WIDTH: usize = 64;
 /// temporal dilation instead of a temporal stride.
 const DILATED_LAYER4_TEMPORAL_DILATION: usize = 2;
 
-pub(crate) fn batch_norm<B: Backend>(channels: usize, device: &B::Device) -> BatchNorm<B> {
+pub(crate) fn new_batch_norm<B: Backend>(channels: usize, device: &B::Device) -> BatchNorm<B> {
     BatchNormConfig::new(channels)
         .with_epsilon(BATCH_NORM_EPS)
         .with_momentum(BATCH_NORM_MOMENTUM)
@@ -96,7 +97,7 @@ impl<B: Backend> SpatioTemporalConv<B> {
                         .stride([1, stride, stride])
                         .padding([0, 1, 1])
                         .init(device),
-                    mid_bn: Some(batch_norm(mid, device)),
+                    mid_bn: Some(new_batch_norm(mid, device)),
                     temporal: Some(
                         Conv3dSpec::new(mid, out_planes, [3, 1, 1])
                             .stride([stride, 1, 1])
@@ -119,7 +120,7 @@ impl<B: Backend> SpatioTemporalConv<B> {
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let x = self.conv.forward(x);
         match (&self.mid_bn, &self.temporal) {
-            (Some(bn), Some(temporal)) => temporal.forward(relu(bn.forward(x))),
+            (Some(bn), Some(temporal)) => temporal.forward(relu(batch_norm(bn, x))),
             _ => x,
         }
     }
@@ -150,10 +151,10 @@ pub struct BasicBlock<B: Backend> {
 
 impl<B: Backend> BasicBlock<B> {
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(batch_norm(&self.bn1, self.conv1.forward(x.clone())));
+        let out = batch_norm(&self.bn2, self.conv2.forward(out));
         let shortcut = match &self.downsample {
-            Some(ds) => ds.bn.forward(ds.conv.forward(x)),
+            Some(ds) => batch_norm(&ds.bn, ds.conv.forward(x)),
             None => x,
         };
         relu(out + shortcut)
@@ -178,13 +179,13 @@ impl<B: Backend> Stem<B> {
                     .stride([1, 2, 2])
                     .padding([0, 3, 3])
                     .init(device),
-                bn: batch_norm(mid, device),
+                bn: new_batch_norm(mid, device),
                 conv_t: Some(
                     Conv3dSpec::new(mid, width, [3, 1, 1])
                         .padding([1, 0, 0])
                         .init(device),
                 ),
-                bn_t: Some(batch_norm(width, device)),
+                bn_t: Some(new_batch_norm(width, device)),
             }
         } else {
             Self {
@@ -192,7 +193,7 @@ impl<B: Backend> Stem<B> {
                     .stride([1, 2, 2])
                     .padding([1, 3, 3])
                     .init(device),
-                bn: batch_norm(width, device),
+                bn: new_batch_norm(width, device),
                 conv_t: None,
                 bn_t: None,
             }
@@ -200,9 +201,9 @@ impl<B: Backend> Stem<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let x = relu(self.bn.forward(self.conv.forward(x)));
+        let x = relu(batch_norm(&self.bn, self.conv.forward(x)));
         match (&self.conv_t, &self.bn_t) {
-            (Some(conv), Some(bn)) => relu(bn.forward(conv.forward(x))),
+            (Some(conv), Some(bn)) => relu(batch_norm(bn, conv.forward(x))),
             _ => x,
         }
     }
@@ -307,13 +308,13 @@ fn make_stage<B: Backend>(
                 conv: Conv3dSpec::new(block_in, planes, [1, 1, 1])
                     .stride(ds_stride)
                     .init(device),
-                bn: batch_norm(planes, device),
+                bn: new_batch_norm(planes, device),
             });
             BasicBlock {
                 conv1,
-                bn1: batch_norm(planes, device),
+                bn1: new_batch_norm(planes, device),
                 conv2: SpatioTemporalConv::new(kind, planes, planes, mid, 1, device),
-                bn2: batch_norm(planes, device),
+                bn2: new_batch_norm(planes, device),
                 downsample,
             }
         })

@@ -1,5 +1,10 @@
 //! Tensor operations Burn 0.21 lacks or that we route through one place.
 
+mod batch_norm;
+pub mod norm_kernel;
+
+pub use batch_norm::batch_norm;
+
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::module;

@@ -1,0 +1,355 @@
+//! Batch norm for every model: fused host kernels ([`super::norm_kernel`]) on the CPU
+//! backends (`flex`, `ndarray`, with or without autodiff), Burn's `BatchNorm::forward`
+//! on the GPU backends.
+//!
+//! Burn 0.21 has no hook for a backend-specific batch norm, and making every model generic
+//! over a backend-extension trait would put a second bound on every generic function of the
+//! crate. Instead [`batch_norm`] compares the backend's type with the four CPU backends
+//! (`TypeId`, resolved at compile time per monomorphisation) and, on a match, moves the
+//! tensor primitives to the concrete type with a checked `Any` downcast — no `unsafe`.
+//! The training path registers its own autodiff node whose backward pass is the fused
+//! kernel; the parameters, running statistics and their update rule are Burn's own
+//! (`BatchNorm`'s record is unchanged), so checkpoints and imported weights work either way.
+
+use std::any::{Any, TypeId};
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex, NdArray};
+use burn::nn::BatchNorm;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+
+use super::norm_kernel::{self as kernel, RowShape};
+
+/// Batch norm of `x` (`[batch, channels, …]`) with `bn`'s parameters: batch statistics
+/// and a running-statistics update when the backend tracks gradients (training), running
+/// statistics otherwise — the same semantics as `BatchNorm::forward`.
+pub fn batch_norm<B: Backend, const D: usize>(bn: &BatchNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    if x.dtype() == DType::F32 && D >= 2 {
+        if same::<B, Autodiff<Flex>>() {
+            return train::<Flex, B, D>(bn, x);
+        }
+        if same::<B, Autodiff<NdArray>>() {
+            return train::<NdArray, B, D>(bn, x);
+        }
+        if same::<B, Flex>() {
+            return infer::<Flex, B, D>(bn, x);
+        }
+        if same::<B, NdArray>() {
+            return infer::<NdArray, B, D>(bn, x);
+        }
+    }
+    bn.forward(x)
+}
+
+/// Whether `T` and `U` are the same type.
+fn same<T: 'static, U: 'static>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<U>()
+}
+
+/// Moves a value between two names of the same type (checked by [`same`] before).
+fn cast<T: 'static, U: 'static>(value: T) -> U {
+    let boxed: Box<dyn Any> = Box::new(value);
+    match boxed.downcast::<U>() {
+        Ok(v) => *v,
+        Err(_) => panic!("batch_norm: backend dispatch reached a mismatched tensor type"),
+    }
+}
+
+/// CPU backends whose tensors the host kernels read.
+trait HostBackend: Backend {
+    /// The values of an f32 tensor in row-major order, borrowed when the layout allows.
+    fn host<const D: usize>(tensor: &FloatTensor<Self>) -> Cow<'_, [f32]>;
+}
+
+impl HostBackend for Flex {
+    fn host<const D: usize>(tensor: &FlexTensor) -> Cow<'_, [f32]> {
+        match tensor.as_slice::<f32>() {
+            Some(values) => Cow::Borrowed(values),
+            None => Cow::Owned(owned_values(tensor.to_contiguous().into_data())),
+        }
+    }
+}
+
+impl HostBackend for NdArray {
+    fn host<const D: usize>(tensor: &FloatTensor<Self>) -> Cow<'_, [f32]> {
+        let t = Tensor::<NdArray, D>::from_primitive(TensorPrimitive::Float(tensor.clone()));
+        Cow::Owned(owned_values(t.into_data()))
+    }
+}
+
+fn owned_values(data: TensorData) -> Vec<f32> {
+    data.into_vec::<f32>()
+        .expect("batch_norm: the dtype was checked to be f32")
+}
+
+fn from_host<I: Backend>(values: Vec<f32>, dims: &[usize], device: &I::Device) -> FloatTensor<I> {
+    I::float_from_data(TensorData::new(values, dims.to_vec()), device)
+}
+
+fn param_values<B: Backend>(t: Tensor<B, 1>) -> Vec<f32> {
+    owned_values(t.into_data().convert::<f32>())
+}
+
+/// Inference: `y = x · gamma/√(running_var + ε) + (beta − running_mean · scale)`.
+fn infer<I: HostBackend, B: Backend, const D: usize>(
+    bn: &BatchNorm<B>,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let dims = x.dims();
+    let device = x.device();
+    let shape = RowShape::of(&dims).expect("rank checked");
+    let mean = param_values(bn.running_mean.value());
+    let var = param_values(bn.running_var.value());
+    let gamma = param_values(bn.gamma.val());
+    let beta = param_values(bn.beta.val());
+    let (scale, shift) =
+        kernel::normalising_affine(&mean, &kernel::inv_std(&var, bn.epsilon), &gamma, &beta);
+    let x: FloatTensor<I> = cast(x.into_primitive().tensor());
+    let y = kernel::affine_rows(&I::host::<D>(&x), shape, &scale, &shift);
+    let y: FloatTensor<B> = cast(from_host::<I>(y, &dims, &cast(device)));
+    Tensor::from_primitive(TensorPrimitive::Float(y))
+}
+
+/// What the backward pass of one training-mode batch norm needs.
+#[derive(Debug, Clone)]
+struct TrainState<I: Backend> {
+    x: FloatTensor<I>,
+    dims: Vec<usize>,
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+    gamma: Vec<f32>,
+}
+
+/// The autodiff node of training-mode batch norm; parents: input, gamma, beta.
+#[derive(Debug)]
+struct BatchNormBackward<I, const D: usize>(PhantomData<I>);
+
+impl<I: HostBackend, const D: usize> Backward<I, 3> for BatchNormBackward<I, D> {
+    type State = TrainState<I>;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let dy = grads.consume::<I>(&ops.node);
+        let state = ops.state;
+        let shape = RowShape::of(&state.dims).expect("rank checked");
+        let device = I::float_device(&state.x);
+        let g = kernel::backward(
+            &I::host::<D>(&state.x),
+            &I::host::<D>(&dy),
+            shape,
+            &state.mean,
+            &state.inv_std,
+            &state.gamma,
+        );
+        let channels = [shape.channels];
+        if let Some(node) = node_x {
+            grads.register::<I>(node.id, from_host::<I>(g.x, &state.dims, &device));
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<I>(node.id, from_host::<I>(g.gamma, &channels, &device));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<I>(node.id, from_host::<I>(g.beta, &channels, &device));
+        }
+    }
+}
+
+/// Training: batch statistics, Burn's running-statistics update
+/// (`running ← (1 − momentum)·running + momentum·batch`, biased variance), and a node
+/// whose backward pass is [`kernel::backward`].
+fn train<I: HostBackend, B: Backend, const D: usize>(
+    bn: &BatchNorm<B>,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let dims = x.dims().to_vec();
+    let device = x.device();
+    let shape = RowShape::of(&dims).expect("rank checked");
+    let x: FloatTensor<Autodiff<I>> = cast(x.into_primitive().tensor());
+    let gamma: FloatTensor<Autodiff<I>> = cast(bn.gamma.val().into_primitive().tensor());
+    let beta: FloatTensor<Autodiff<I>> = cast(bn.beta.val().into_primitive().tensor());
+    let gamma_values = I::host::<1>(&gamma.primitive).into_owned();
+    let beta_values = I::host::<1>(&beta.primitive).into_owned();
+
+    let host_x = I::host::<D>(&x.primitive);
+    let (mean, var) = kernel::channel_stats(&host_x, shape);
+    let inv_std = kernel::inv_std(&var, bn.epsilon);
+    let (scale, shift) = kernel::normalising_affine(&mean, &inv_std, &gamma_values, &beta_values);
+    let y = kernel::affine_rows(&host_x, shape, &scale, &shift);
+    drop(host_x);
+    let y = from_host::<I>(y, &dims, &I::float_device(&x.primitive));
+
+    update_running(bn, &mean, &var, &device);
+
+    let nodes = [x.node.clone(), gamma.node.clone(), beta.node.clone()];
+    let out = match BatchNormBackward::<I, D>(PhantomData)
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(
+            TrainState {
+                x: x.primitive,
+                dims,
+                mean,
+                inv_std,
+                gamma: gamma_values,
+            },
+            y,
+        ),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    let out: FloatTensor<B> = cast(out);
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+fn update_running<B: Backend>(bn: &BatchNorm<B>, mean: &[f32], var: &[f32], device: &B::Device) {
+    let momentum = bn.momentum as f32;
+    let blend = |running: Tensor<B, 1>, batch: &[f32]| -> Tensor<B, 1> {
+        let old = param_values(running);
+        let new: Vec<f32> = old
+            .iter()
+            .zip(batch)
+            .map(|(&r, &b)| (1.0 - momentum) * r + momentum * b)
+            .collect();
+        Tensor::from_data(TensorData::new(new, [batch.len()]), device)
+    };
+    bn.running_mean
+        .update(blend(bn.running_mean.value_sync(), mean));
+    bn.running_var
+        .update(blend(bn.running_var.value_sync(), var));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Module;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::Distribution;
+    use burn::tensor::backend::AutodiffBackend;
+
+    fn close(a: Vec<f32>, b: Vec<f32>, tol: f32, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!(
+                (x - y).abs() <= tol * (1.0 + y.abs()),
+                "{what}[{i}]: {x} vs Burn {y}"
+            );
+        }
+    }
+
+    fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().into_vec().unwrap()
+    }
+
+    /// A batch norm whose parameters and running statistics are not the defaults; each call
+    /// builds a fresh one (clones would share their running statistics).
+    fn module<B: Backend>(channels: usize, device: &B::Device) -> BatchNorm<B> {
+        let mut bn = BatchNormConfig::new(channels).init::<B>(device);
+        let p = |offset: f32, step: f32| {
+            let v: Vec<f32> = (0..channels).map(|c| offset + step * c as f32).collect();
+            Tensor::<B, 1>::from_data(TensorData::new(v, [channels]), device)
+        };
+        bn.gamma = burn::module::Param::from_tensor(p(0.5, 0.4));
+        bn.beta = burn::module::Param::from_tensor(p(-0.3, 0.2));
+        bn.running_mean = burn::module::RunningState::new(p(0.1, -0.2));
+        bn.running_var = burn::module::RunningState::new(p(0.7, 0.3));
+        bn
+    }
+
+    /// Training mode: output, gradients of input and parameters, and the running
+    /// statistics equal those of Burn's own `BatchNorm::forward` on the same backend.
+    fn training_matches_burn<B: AutodiffBackend>() {
+        let device = Default::default();
+        let x = Tensor::<B, 5>::random([2, 3, 2, 3, 4], Distribution::Normal(0.5, 2.0), &device);
+        let w = Tensor::<B, 5>::random([2, 3, 2, 3, 4], Distribution::Normal(0.0, 1.0), &device);
+        let run = |fused: bool| {
+            let bn = module::<B>(3, &device);
+            let x = x.clone().detach().require_grad();
+            let y = if fused {
+                batch_norm(&bn, x.clone())
+            } else {
+                bn.forward(x.clone())
+            };
+            let grads = (y.clone() * w.clone()).sum().backward();
+            (
+                values(y),
+                values(x.grad(&grads).unwrap()),
+                values(bn.gamma.val().grad(&grads).unwrap()),
+                values(bn.beta.val().grad(&grads).unwrap()),
+                values(bn.running_mean.value()),
+                values(bn.running_var.value()),
+            )
+        };
+        let (ours, burn) = (run(true), run(false));
+        close(ours.0, burn.0, 1e-5, "output");
+        close(ours.1, burn.1, 1e-4, "input gradient");
+        close(ours.2, burn.2, 1e-4, "gamma gradient");
+        close(ours.3, burn.3, 1e-4, "beta gradient");
+        close(ours.4, burn.4, 1e-6, "running mean");
+        close(ours.5, burn.5, 1e-6, "running var");
+    }
+
+    /// Inference (no autodiff): the same as Burn's module with running statistics.
+    fn inference_matches_burn<B: Backend>() {
+        let device = Default::default();
+        let bn = module::<B>(4, &device);
+        let x = Tensor::<B, 5>::random([3, 4, 2, 2, 5], Distribution::Normal(0.0, 3.0), &device);
+        close(
+            values(batch_norm(&bn, x.clone())),
+            values(bn.forward(x)),
+            1e-5,
+            "output",
+        );
+        let x2 = Tensor::<B, 2>::random([5, 4], Distribution::Normal(0.0, 3.0), &device);
+        close(
+            values(batch_norm(&bn, x2.clone())),
+            values(bn.forward(x2)),
+            1e-5,
+            "2-D output",
+        );
+    }
+
+    #[test]
+    fn flex_training_matches_burn() {
+        training_matches_burn::<Autodiff<Flex>>();
+    }
+
+    #[test]
+    fn ndarray_training_matches_burn() {
+        training_matches_burn::<Autodiff<NdArray>>();
+    }
+
+    #[test]
+    fn flex_inference_matches_burn() {
+        inference_matches_burn::<Flex>();
+    }
+
+    #[test]
+    fn ndarray_inference_matches_burn() {
+        inference_matches_burn::<NdArray>();
+    }
+
+    /// A permuted (non-contiguous) input takes the copying path and gives the same result.
+    #[test]
+    fn non_contiguous_input() {
+        type B = Autodiff<Flex>;
+        let device = Default::default();
+        let x = Tensor::<B, 4>::random([4, 2, 3, 5], Distribution::Normal(0.0, 1.0), &device)
+            .swap_dims(1, 2);
+        let ours = batch_norm(&module::<B>(3, &device), x.clone());
+        close(
+            values(ours),
+            values(module::<B>(3, &device).forward(x)),
+            1e-5,
+            "output",
+        );
+    }
+}
