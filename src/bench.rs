@@ -9,21 +9,37 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
 use burn::tensor::{Distribution, Int, Tensor};
+use burn::train::TrainStep;
 
+use crate::data::clips::SSL_CLIPS;
+use crate::data::tensors::ClipTensors;
 use crate::device::BackendTask;
-use crate::loss::cross_entropy;
-use crate::model::{BackboneConfig, VideoClassifier};
+use crate::loss::{StudentWeights, cross_entropy};
+use crate::model::{BackboneConfig, SslModel, VideoClassifier};
+use crate::pipeline::steps::{
+    PairedBatch, SslObjective, SslTrainer, StudentSettings, StudentTrainer, TeacherKind,
+};
 
 /// The learning rate of the timed Adam steps (its value does not affect the timing).
 const BENCH_LEARNING_RATE: f64 = 1e-4;
 
+/// The temperature of the timed self-supervised steps (the experiments' value; it does
+/// not affect the timing).
+const BENCH_TAU: f64 = 0.1;
+
 /// What to time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BenchMode {
     /// Forward pass in inference mode.
     Forward,
-    /// Forward + backward + Adam step.
+    /// Forward + backward + Adam step of a classifier.
     Train,
+    /// One self-supervised step of a teacher: the ten clips of each video through backbone
+    /// and projection head, the teacher's loss, backward, Adam (`batch` videos).
+    Ssl(TeacherKind),
+    /// One student step: `batch` labeled + `batch` unlabeled clips, both frozen teachers
+    /// forward on both, the student's loss, backward, Adam.
+    Student,
 }
 
 /// Shape of a benchmark run.
@@ -71,12 +87,21 @@ impl BackendTask for ModelBench {
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<BenchTimes> {
         let shape = [self.batch, 3, self.frames, self.size, self.size];
-        let model = VideoClassifier::<B>::new(self.backbone, self.classes, &device);
         let total = self.warmup + self.iters;
         let mut seconds = Vec::with_capacity(self.iters);
+        let clips =
+            |shape: [usize; 5]| Tensor::<B, 5>::random(shape, Distribution::Default, &device);
+        let labels = || {
+            Tensor::<B, 1, Int>::random(
+                [self.batch],
+                Distribution::Uniform(0.0, self.classes as f64),
+                &device,
+            )
+        };
+        let classifier = || VideoClassifier::<B>::new(self.backbone, self.classes, &device);
         match self.mode {
             BenchMode::Forward => {
-                let model = model.valid();
+                let model = classifier().valid();
                 for i in 0..total {
                     let x =
                         Tensor::<B::InnerBackend, 5>::random(shape, Distribution::Default, &device);
@@ -88,19 +113,76 @@ impl BackendTask for ModelBench {
                 }
             }
             BenchMode::Train => {
-                let mut model = model;
+                let mut model = classifier();
                 let mut optim = AdamConfig::new().init::<B, VideoClassifier<B>>();
                 for i in 0..total {
-                    let x = Tensor::<B, 5>::random(shape, Distribution::Default, &device);
-                    let y = Tensor::<B, 1, Int>::random(
-                        [self.batch],
-                        Distribution::Uniform(0.0, self.classes as f64),
-                        &device,
-                    );
+                    let (x, y) = (clips(shape), labels());
                     let start = Instant::now();
                     let loss = cross_entropy(model.forward(x), y);
                     let grads = GradientsParams::from_grads(loss.backward(), &model);
                     model = optim.step(BENCH_LEARNING_RATE, model, grads);
+                    sync::<B>(&device)?;
+                    record(&mut seconds, i, self.warmup, start);
+                }
+            }
+            BenchMode::Ssl(teacher) => {
+                let mut model = SslTrainer {
+                    model: SslModel::<B>::new(self.backbone, &device),
+                    objective: SslObjective {
+                        teacher,
+                        tau: BENCH_TAU,
+                    },
+                };
+                let mut optim = AdamConfig::new().init::<B, SslTrainer<B>>();
+                let video = [SSL_CLIPS, 3, self.frames, self.size, self.size];
+                for i in 0..total {
+                    let batch = ClipTensors {
+                        clips: clips([
+                            self.batch * SSL_CLIPS,
+                            3,
+                            self.frames,
+                            self.size,
+                            self.size,
+                        ])
+                        .reshape([self.batch, video[0], video[1], video[2], video[3], video[4]]),
+                        labels: None,
+                        videos: (0..self.batch).collect(),
+                    };
+                    let start = Instant::now();
+                    let out = model.step(batch);
+                    model = optim.step(BENCH_LEARNING_RATE, model, out.grads);
+                    sync::<B>(&device)?;
+                    record(&mut seconds, i, self.warmup, start);
+                }
+            }
+            BenchMode::Student => {
+                let mut model = StudentTrainer {
+                    student: classifier(),
+                    invariant: classifier(),
+                    distinctive: classifier(),
+                    settings: StudentSettings {
+                        weights: StudentWeights::default(),
+                        distill: Default::default(),
+                    },
+                };
+                let mut optim = AdamConfig::new().init::<B, StudentTrainer<B>>();
+                let one_clip = |x: Tensor<B, 5>, labels| ClipTensors {
+                    clips: x.unsqueeze_dim(1),
+                    labels,
+                    videos: (0..self.batch).collect(),
+                };
+                let weights =
+                    || Tensor::<B, 1>::random([self.batch], Distribution::Default, &device);
+                for i in 0..total {
+                    let batch = PairedBatch {
+                        labeled: one_clip(clips(shape), Some(labels())),
+                        unlabeled: one_clip(clips(shape), None),
+                        weight_labeled: weights(),
+                        weight_unlabeled: weights(),
+                    };
+                    let start = Instant::now();
+                    let out = model.step(batch);
+                    model = optim.step(BENCH_LEARNING_RATE, model, out.grads);
                     sync::<B>(&device)?;
                     record(&mut seconds, i, self.warmup, start);
                 }

@@ -257,6 +257,17 @@ enum BenchCommand {
     Train(BenchArgs),
     /// Inference forward pass on random clips; last line `median_s <seconds>`.
     Forward(BenchArgs),
+    /// One self-supervised teacher step (10 clips per video, `--batch` videos; the paper's
+    /// clips are `--frames 16 --size 112`); last line `median_s <seconds>`.
+    Ssl {
+        #[arg(long, value_enum)]
+        teacher: TeacherKind,
+        #[command(flatten)]
+        args: BenchArgs,
+    },
+    /// One student step (`--batch` labeled + `--batch` unlabeled clips, two frozen
+    /// teachers); last line `median_s <seconds>`.
+    Student(BenchArgs),
 }
 
 /// Which dataset, where, which official split.
@@ -385,6 +396,8 @@ fn run(cli: Cli) -> Result<()> {
             let (mode, args) = match what {
                 BenchCommand::Train(a) => (BenchMode::Train, a),
                 BenchCommand::Forward(a) => (BenchMode::Forward, a),
+                BenchCommand::Ssl { teacher, args } => (BenchMode::Ssl(teacher), args),
+                BenchCommand::Student(a) => (BenchMode::Student, a),
                 #[cfg(feature = "video")]
                 BenchCommand::Data {
                     dir,

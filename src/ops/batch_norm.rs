@@ -1,97 +1,39 @@
 //! Batch norm for every model: fused host kernels ([`super::norm_kernel`]) on the CPU
-//! backends (`flex`, `ndarray`, with or without autodiff), Burn's `BatchNorm::forward`
-//! on the GPU backends.
-//!
-//! Burn 0.21 has no hook for a backend-specific batch norm, and making every model generic
-//! over a backend-extension trait would put a second bound on every generic function of the
-//! crate. Instead [`batch_norm`] compares the backend's type with the four CPU backends
-//! (`TypeId`, resolved at compile time per monomorphisation) and, on a match, moves the
-//! tensor primitives to the concrete type with a checked `Any` downcast — no `unsafe`.
-//! The training path registers its own autodiff node whose backward pass is the fused
-//! kernel; the parameters, running statistics and their update rule are Burn's own
-//! (`BatchNorm`'s record is unchanged), so checkpoints and imported weights work either way.
+//! backends (`flex`, `ndarray`, with or without autodiff; see [`super::dispatch`]), Burn's
+//! `BatchNorm::forward` on the GPU backends. The training path registers its own autodiff
+//! node whose backward pass is the fused kernel; the parameters, running statistics and
+//! their update rule are Burn's own (`BatchNorm`'s record is unchanged), so checkpoints and
+//! imported weights work either way.
 
-use std::any::{Any, TypeId};
-use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::nn::BatchNorm;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{Tensor, TensorData};
 
+use super::dispatch::{CpuBackend, HostBackend, from_host, owned_values, primitive, tensor};
 use super::norm_kernel::{self as kernel, RowShape};
 
 /// Batch norm of `x` (`[batch, channels, …]`) with `bn`'s parameters: batch statistics
 /// and a running-statistics update when the backend tracks gradients (training), running
 /// statistics otherwise — the same semantics as `BatchNorm::forward`.
 pub fn batch_norm<B: Backend, const D: usize>(bn: &BatchNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
-    if x.dtype() == DType::F32 && D >= 2 {
-        if same::<B, Autodiff<Flex>>() {
-            return train::<Flex, B, D>(bn, x);
-        }
-        if same::<B, Autodiff<NdArray>>() {
-            return train::<NdArray, B, D>(bn, x);
-        }
-        if same::<B, Flex>() {
-            return infer::<Flex, B, D>(bn, x);
-        }
-        if same::<B, NdArray>() {
-            return infer::<NdArray, B, D>(bn, x);
-        }
+    if D < 2 {
+        return bn.forward(x);
     }
-    bn.forward(x)
-}
-
-/// Whether `T` and `U` are the same type.
-fn same<T: 'static, U: 'static>() -> bool {
-    TypeId::of::<T>() == TypeId::of::<U>()
-}
-
-/// Moves a value between two names of the same type (checked by [`same`] before).
-fn cast<T: 'static, U: 'static>(value: T) -> U {
-    let boxed: Box<dyn Any> = Box::new(value);
-    match boxed.downcast::<U>() {
-        Ok(v) => *v,
-        Err(_) => panic!("batch_norm: backend dispatch reached a mismatched tensor type"),
+    match CpuBackend::of_f32(&x) {
+        Some(CpuBackend::FlexAutodiff) => train::<Flex, B, D>(bn, x),
+        Some(CpuBackend::NdArrayAutodiff) => train::<NdArray, B, D>(bn, x),
+        Some(CpuBackend::Flex) => infer::<Flex, B, D>(bn, x),
+        Some(CpuBackend::NdArray) => infer::<NdArray, B, D>(bn, x),
+        None => bn.forward(x),
     }
-}
-
-/// CPU backends whose tensors the host kernels read.
-trait HostBackend: Backend {
-    /// The values of an f32 tensor in row-major order, borrowed when the layout allows.
-    fn host<const D: usize>(tensor: &FloatTensor<Self>) -> Cow<'_, [f32]>;
-}
-
-impl HostBackend for Flex {
-    fn host<const D: usize>(tensor: &FlexTensor) -> Cow<'_, [f32]> {
-        match tensor.as_slice::<f32>() {
-            Some(values) => Cow::Borrowed(values),
-            None => Cow::Owned(owned_values(tensor.to_contiguous().into_data())),
-        }
-    }
-}
-
-impl HostBackend for NdArray {
-    fn host<const D: usize>(tensor: &FloatTensor<Self>) -> Cow<'_, [f32]> {
-        let t = Tensor::<NdArray, D>::from_primitive(TensorPrimitive::Float(tensor.clone()));
-        Cow::Owned(owned_values(t.into_data()))
-    }
-}
-
-fn owned_values(data: TensorData) -> Vec<f32> {
-    data.into_vec::<f32>()
-        .expect("batch_norm: the dtype was checked to be f32")
-}
-
-fn from_host<I: Backend>(values: Vec<f32>, dims: &[usize], device: &I::Device) -> FloatTensor<I> {
-    I::float_from_data(TensorData::new(values, dims.to_vec()), device)
 }
 
 fn param_values<B: Backend>(t: Tensor<B, 1>) -> Vec<f32> {
@@ -104,7 +46,6 @@ fn infer<I: HostBackend, B: Backend, const D: usize>(
     x: Tensor<B, D>,
 ) -> Tensor<B, D> {
     let dims = x.dims();
-    let device = x.device();
     let shape = RowShape::of(&dims).expect("rank checked");
     let mean = param_values(bn.running_mean.value());
     let var = param_values(bn.running_var.value());
@@ -112,10 +53,10 @@ fn infer<I: HostBackend, B: Backend, const D: usize>(
     let beta = param_values(bn.beta.val());
     let (scale, shift) =
         kernel::normalising_affine(&mean, &kernel::inv_std(&var, bn.epsilon), &gamma, &beta);
-    let x: FloatTensor<I> = cast(x.into_primitive().tensor());
+    let x: FloatTensor<I> = primitive::<I, B, D>(x);
+    let device = I::float_device(&x);
     let y = kernel::affine_rows(&I::host::<D>(&x), shape, &scale, &shift);
-    let y: FloatTensor<B> = cast(from_host::<I>(y, &dims, &cast(device)));
-    Tensor::from_primitive(TensorPrimitive::Float(y))
+    tensor::<I, B, D>(from_host::<I>(y, &dims, &device))
 }
 
 /// What the backward pass of one training-mode batch norm needs.
@@ -172,9 +113,9 @@ fn train<I: HostBackend, B: Backend, const D: usize>(
     let dims = x.dims().to_vec();
     let device = x.device();
     let shape = RowShape::of(&dims).expect("rank checked");
-    let x: FloatTensor<Autodiff<I>> = cast(x.into_primitive().tensor());
-    let gamma: FloatTensor<Autodiff<I>> = cast(bn.gamma.val().into_primitive().tensor());
-    let beta: FloatTensor<Autodiff<I>> = cast(bn.beta.val().into_primitive().tensor());
+    let x: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, D>(x);
+    let gamma: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, 1>(bn.gamma.val());
+    let beta: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, 1>(bn.beta.val());
     let gamma_values = I::host::<1>(&gamma.primitive).into_owned();
     let beta_values = I::host::<1>(&beta.primitive).into_owned();
 
@@ -206,8 +147,7 @@ fn train<I: HostBackend, B: Backend, const D: usize>(
         ),
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
-    let out: FloatTensor<B> = cast(out);
-    Tensor::from_primitive(TensorPrimitive::Float(out))
+    tensor::<Autodiff<I>, B, D>(out)
 }
 
 fn update_running<B: Backend>(bn: &BatchNorm<B>, mean: &[f32], var: &[f32], device: &B::Device) {
@@ -230,7 +170,6 @@ fn update_running<B: Backend>(bn: &BatchNorm<B>, mean: &[f32], var: &[f32], devi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::module::Module;
     use burn::nn::BatchNormConfig;
     use burn::tensor::Distribution;
     use burn::tensor::backend::AutodiffBackend;

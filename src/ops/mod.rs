@@ -1,30 +1,17 @@
 //! Tensor operations Burn 0.21 lacks or that we route through one place.
 
 mod batch_norm;
+mod conv;
+pub mod conv_kernel;
+mod dispatch;
 pub mod norm_kernel;
 
 pub use batch_norm::batch_norm;
+pub use conv::conv3d;
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::module;
-use burn::tensor::ops::ConvOptions;
-
-/// Bias-free 3-D convolution; the single entry point used by every backbone.
-pub fn conv3d<B: Backend>(
-    x: Tensor<B, 5>,
-    weight: Tensor<B, 5>,
-    stride: [usize; 3],
-    padding: [usize; 3],
-    dilation: [usize; 3],
-) -> Tensor<B, 5> {
-    module::conv3d(
-        x,
-        weight,
-        None,
-        ConvOptions::new(stride, padding, dilation, 1),
-    )
-}
 
 /// Max pooling over the spatial axes only (kernel `[1, k, k]`), built from 2-D pooling
 /// over frames folded into the batch: Burn 0.21 has no 3-D pooling.

@@ -1,0 +1,184 @@
+//! 3-D convolution; on the CPU backends with an autodiff node of our own whose backward
+//! pass is [`super::conv_kernel`] (im2col + GEMM per output frame).
+//!
+//! Burn's generic gradients are a transposed convolution for the input and, for the weight,
+//! a convolution of the swapped input with the swapped output gradient returned as a
+//! swapped (non-contiguous) view. Every Adam operation on such a gradient then walks it
+//! element by element through `flex`'s strided iterator: measured on R3D-18, the optimizer
+//! step took ~12 % of the training step for that reason alone. The kernels here compute
+//! both gradients with one GEMM per output frame and return row-major tensors.
+
+use std::marker::PhantomData;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, Flex, NdArray};
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use burn::tensor::module;
+use burn::tensor::ops::{ConvOptions, FloatTensor};
+
+use super::conv_kernel::{self as kernel, ConvGeometry};
+use super::dispatch::{CpuBackend, HostBackend, from_host, primitive, tensor};
+
+/// Bias-free 3-D convolution; the single entry point used by every backbone.
+pub fn conv3d<B: Backend>(
+    x: Tensor<B, 5>,
+    weight: Tensor<B, 5>,
+    stride: [usize; 3],
+    padding: [usize; 3],
+    dilation: [usize; 3],
+) -> Tensor<B, 5> {
+    let options = ConvOptions::new(stride, padding, dilation, 1);
+    match CpuBackend::of_f32(&x) {
+        Some(CpuBackend::FlexAutodiff) => train::<Flex, B>(x, weight, options),
+        Some(CpuBackend::NdArrayAutodiff) => train::<NdArray, B>(x, weight, options),
+        _ => module::conv3d(x, weight, None, options),
+    }
+}
+
+/// The autodiff node of a bias-free convolution; parents: input, weight.
+#[derive(Debug)]
+struct Conv3dBackward<I>(PhantomData<I>);
+
+/// What the backward pass needs: input, weight, and the geometry when the host kernels
+/// handle it (otherwise Burn's gradients with the options).
+type ConvState<I> = (
+    FloatTensor<I>,
+    FloatTensor<I>,
+    ConvOptions<3>,
+    Option<ConvGeometry>,
+);
+
+impl<I: HostBackend> Backward<I, 2> for Conv3dBackward<I> {
+    type State = ConvState<I>;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_weight] = ops.parents;
+        let dy = grads.consume::<I>(&ops.node);
+        let (x, weight, options, geometry) = ops.state;
+        if let Some(g) = geometry {
+            let device = I::float_device(&x);
+            let dy = I::host::<5>(&dy);
+            if let Some(node) = node_x {
+                let dx = kernel::input_grad(&I::host::<5>(&weight), &dy, &g);
+                let dims = [g.batch, g.c_in, g.input[0], g.input[1], g.input[2]];
+                grads.register::<I>(node.id, from_host::<I>(dx, &dims, &device));
+            }
+            if let Some(node) = node_weight {
+                let dw = kernel::weight_grad(&I::host::<5>(&x), &dy, &g);
+                let [kt, kh, kw] = g.kernel;
+                let dims = [g.c_out, g.c_in, kt, kh, kw];
+                grads.register::<I>(node.id, from_host::<I>(dw, &dims, &device));
+            }
+            return;
+        }
+        if let Some(node) = node_x {
+            let dx = I::conv3d_x_backward(x.clone(), weight.clone(), dy.clone(), options.clone());
+            grads.register::<I>(node.id, dx);
+        }
+        if let Some(node) = node_weight {
+            let dw = I::conv3d_weight_backward(x, weight, dy, options);
+            grads.register::<I>(node.id, I::contiguous(dw));
+        }
+    }
+}
+
+fn train<I: HostBackend, B: Backend>(
+    x: Tensor<B, 5>,
+    weight: Tensor<B, 5>,
+    options: ConvOptions<3>,
+) -> Tensor<B, 5> {
+    let geometry = match options.groups {
+        1 => ConvGeometry::new(
+            x.dims(),
+            weight.dims(),
+            options.stride,
+            options.padding,
+            options.dilation,
+        ),
+        _ => None,
+    };
+    let x: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, 5>(x);
+    let weight: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, 5>(weight);
+    let y = I::conv3d(
+        x.primitive.clone(),
+        weight.primitive.clone(),
+        None,
+        options.clone(),
+    );
+    let out = match Conv3dBackward::<I>(PhantomData)
+        .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            prep.finish((x.primitive, weight.primitive, options, geometry), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    tensor::<Autodiff<I>, B, 5>(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+    use burn::tensor::backend::AutodiffBackend;
+
+    fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().into_vec().unwrap()
+    }
+
+    /// Output and both gradients equal Burn's own convolution node's.
+    fn matches_burn<B: AutodiffBackend>() {
+        let device = Default::default();
+        let x = Tensor::<B, 5>::random([2, 3, 4, 6, 5], Distribution::Normal(0.0, 1.0), &device);
+        let w = Tensor::<B, 5>::random([4, 3, 3, 3, 3], Distribution::Normal(0.0, 0.3), &device);
+        let (stride, padding, dilation) = ([1, 2, 2], [1, 1, 1], [1, 1, 1]);
+        let run = |ours: bool| {
+            let x = x.clone().detach().require_grad();
+            let w = w.clone().detach().require_grad();
+            let y = if ours {
+                conv3d(x.clone(), w.clone(), stride, padding, dilation)
+            } else {
+                let options = ConvOptions::new(stride, padding, dilation, 1);
+                module::conv3d(x.clone(), w.clone(), None, options)
+            };
+            let grads = (y.clone() * y.clone()).sum().backward();
+            let gw = w.grad(&grads).unwrap();
+            (values(y), values(x.grad(&grads).unwrap()), gw)
+        };
+        let (ours, burn) = (run(true), run(false));
+        for (what, a, b) in [
+            ("output", &ours.0, &burn.0),
+            ("input grad", &ours.1, &burn.1),
+        ] {
+            for (i, (p, q)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (p - q).abs() <= 1e-4 * (1.0 + q.abs()),
+                    "{what}[{i}]: {p} vs {q}"
+                );
+            }
+        }
+        let (gw, gw_burn) = (values(ours.2), values(burn.2));
+        for (i, (p, q)) in gw.iter().zip(&gw_burn).enumerate() {
+            assert!(
+                (p - q).abs() <= 1e-4 * (1.0 + q.abs()),
+                "weight grad[{i}]: {p} vs {q}"
+            );
+        }
+    }
+
+    #[test]
+    fn flex_gradients_match_burn() {
+        matches_burn::<Autodiff<Flex>>();
+    }
+
+    #[test]
+    fn ndarray_gradients_match_burn() {
+        matches_burn::<Autodiff<NdArray>>();
+    }
+}

@@ -1,0 +1,488 @@
+//! Gradients of a bias-free 3-D convolution on host slices, as im2col + GEMM.
+//!
+//! For one sample and one output frame, `col[k][p]` holds the input value that kernel tap
+//! `k = (c_in, a, b, c)` meets at output position `p = (h_out, w_out)` (zero in the
+//! padding). Then, per frame,
+//! - weight gradient: `dW[c_out][k] += Σ_p dY[c_out][p] · col[k][p]`, one GEMM;
+//! - input gradient: `dcol = Wᵀ · dY` (one GEMM), scattered back into `dX` (col2im).
+//!
+//! A frame's `col` (`K × H_out·W_out` values) is the unit of work: it bounds the scratch
+//! memory to a few MB per thread instead of the whole clip's `K × T_out·H_out·W_out`.
+//! Samples are processed in parallel (each thread with its own scratch and, for the
+//! weight gradient, its own accumulator); with fewer samples than threads the GEMMs are
+//! parallel instead. The weight gradient comes out row-major `[c_out, c_in, kt, kh, kw]`.
+
+use rayon::prelude::*;
+
+/// Shapes and geometry of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub batch: usize,
+    pub c_in: usize,
+    pub c_out: usize,
+    /// Input `[T, H, W]`.
+    pub input: [usize; 3],
+    /// Kernel `[kt, kh, kw]`.
+    pub kernel: [usize; 3],
+    pub stride: [usize; 3],
+    pub padding: [usize; 3],
+    pub dilation: [usize; 3],
+    /// Output `[T', H', W']`.
+    pub output: [usize; 3],
+}
+
+impl ConvGeometry {
+    /// From the input `[N, C_in, T, H, W]` and weight `[C_out, C_in, kt, kh, kw]` shapes;
+    /// `None` when the kernel does not fit the padded input.
+    pub fn new(
+        x: [usize; 5],
+        w: [usize; 5],
+        stride: [usize; 3],
+        padding: [usize; 3],
+        dilation: [usize; 3],
+    ) -> Option<Self> {
+        let mut output = [0; 3];
+        for d in 0..3 {
+            let span = dilation[d] * (w[2 + d].checked_sub(1)?) + 1;
+            let padded = x[2 + d] + 2 * padding[d];
+            output[d] = padded.checked_sub(span)? / stride[d] + 1;
+        }
+        Some(Self {
+            batch: x[0],
+            c_in: x[1],
+            c_out: w[0],
+            input: [x[2], x[3], x[4]],
+            kernel: [w[2], w[3], w[4]],
+            stride,
+            padding,
+            dilation,
+            output,
+        })
+    }
+
+    /// Kernel taps per output channel (`C_in · kt · kh · kw`).
+    fn taps(&self) -> usize {
+        self.c_in * self.kernel.iter().product::<usize>()
+    }
+
+    fn input_len(&self) -> usize {
+        self.c_in * self.input.iter().product::<usize>()
+    }
+
+    fn output_len(&self) -> usize {
+        self.c_out * self.output.iter().product::<usize>()
+    }
+
+    /// Output positions of one frame.
+    fn frame(&self) -> usize {
+        self.output[1] * self.output[2]
+    }
+
+    /// Input index along axis `d` met by output `o` at kernel offset `tap`, if inside.
+    fn source(&self, d: usize, o: usize, tap: usize) -> Option<usize> {
+        let i = (o * self.stride[d] + tap * self.dilation[d]).checked_sub(self.padding[d])?;
+        (i < self.input[d]).then_some(i)
+    }
+
+    /// The outputs `lo..hi` along axis `d` whose source at kernel offset `tap` is inside.
+    fn valid_outputs(&self, d: usize, tap: usize) -> (usize, usize) {
+        let (s, offset, pad) = (self.stride[d], tap * self.dilation[d], self.padding[d]);
+        let lo = pad.saturating_sub(offset).div_ceil(s).min(self.output[d]);
+        // o·s + offset − pad ≤ input − 1  ⇔  o ≤ (input − 1 + pad − offset) / s
+        let hi = match (self.input[d] + pad).checked_sub(offset + 1) {
+            Some(limit) => (limit / s + 1).min(self.output[d]),
+            None => 0,
+        };
+        (lo, hi.max(lo))
+    }
+
+    /// `(c_in, a, b, c)` of kernel tap `k`.
+    fn tap(&self, k: usize) -> (usize, usize, usize, usize) {
+        let [kt, kh, kw] = self.kernel;
+        (
+            k / (kt * kh * kw),
+            (k / (kh * kw)) % kt,
+            (k / kw) % kh,
+            k % kw,
+        )
+    }
+}
+
+/// `col` (`taps × frame`) of one sample's output frame `t_out`.
+fn im2col_frame(x: &[f32], g: &ConvGeometry, t_out: usize, col: &mut [f32]) {
+    let [_, h, w] = g.input;
+    let [_, h_out, w_out] = g.output;
+    for (k, row) in col.chunks_mut(g.frame()).enumerate() {
+        let (ci, a, b, c) = g.tap(k);
+        let Some(t_in) = g.source(0, t_out, a) else {
+            row.fill(0.0);
+            continue;
+        };
+        let plane = &x[(ci * g.input[0] + t_in) * h * w..][..h * w];
+        let (w_lo, w_hi) = g.valid_outputs(2, c);
+        for (oh, dst) in row.chunks_mut(w_out).enumerate().take(h_out) {
+            let Some(ih) = g.source(1, oh, b) else {
+                dst.fill(0.0);
+                continue;
+            };
+            let src = &plane[ih * w..][..w];
+            dst[..w_lo].fill(0.0);
+            dst[w_hi..].fill(0.0);
+            if w_hi > w_lo {
+                let first = w_lo * g.stride[2] + c * g.dilation[2] - g.padding[2];
+                if g.stride[2] == 1 {
+                    dst[w_lo..w_hi].copy_from_slice(&src[first..first + (w_hi - w_lo)]);
+                } else {
+                    for (o, v) in dst[w_lo..w_hi].iter_mut().enumerate() {
+                        *v = src[first + o * g.stride[2]];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds `col` (`taps × frame`) of output frame `t_out` back into one sample's input
+/// gradient (the transpose of [`im2col_frame`]).
+fn col2im_frame(col: &[f32], g: &ConvGeometry, t_out: usize, dx: &mut [f32]) {
+    let [_, h, w] = g.input;
+    let w_out = g.output[2];
+    for (k, row) in col.chunks(g.frame()).enumerate() {
+        let (ci, a, b, c) = g.tap(k);
+        let Some(t_in) = g.source(0, t_out, a) else {
+            continue;
+        };
+        let plane = &mut dx[(ci * g.input[0] + t_in) * h * w..][..h * w];
+        let (w_lo, w_hi) = g.valid_outputs(2, c);
+        if w_hi <= w_lo {
+            continue;
+        }
+        let first = w_lo * g.stride[2] + c * g.dilation[2] - g.padding[2];
+        for (oh, src) in row.chunks(w_out).enumerate() {
+            let Some(ih) = g.source(1, oh, b) else {
+                continue;
+            };
+            let dst = &mut plane[ih * w..][..w];
+            for (o, &v) in src[w_lo..w_hi].iter().enumerate() {
+                dst[first + o * g.stride[2]] += v;
+            }
+        }
+    }
+}
+
+/// A matrix operand: a slice with its row and column strides.
+#[derive(Clone, Copy)]
+struct Operand<'a> {
+    data: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl Operand<'_> {
+    /// Offset of the last element of an `rows × cols` matrix, for bounds checks.
+    fn last(&self, rows: usize, cols: usize) -> usize {
+        (rows - 1) * self.row_stride + (cols - 1) * self.col_stride
+    }
+}
+
+/// `dst (m × n, row-major) = [dst +] lhs (m × k) · rhs (k × n)`.
+fn matmul(
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: Operand<'_>,
+    rhs: Operand<'_>,
+    (m, n, k): (usize, usize, usize),
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst.len() >= m * n, "matmul: destination too small");
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    assert!(lhs.last(m, k) < lhs.data.len(), "matmul: lhs out of bounds");
+    assert!(rhs.last(k, n) < rhs.data.len(), "matmul: rhs out of bounds");
+    let parallelism = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the three regions were bounds-checked above for the given shapes and
+    // strides; `dst` is a unique borrow that does not alias `lhs` or `rhs`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// Whether to parallelise over samples (each sequential inside) or inside each GEMM.
+fn over_samples(g: &ConvGeometry) -> bool {
+    g.batch >= rayon::current_num_threads()
+}
+
+/// `dY[n][:, t_out]` as a `c_out × frame` operand.
+fn dy_frame<'a>(dy: &'a [f32], g: &ConvGeometry, n: usize, t_out: usize) -> Operand<'a> {
+    let per_channel = g.output.iter().product::<usize>();
+    let start = n * g.output_len() + t_out * g.frame();
+    Operand {
+        data: &dy[start..],
+        row_stride: per_channel,
+        col_stride: 1,
+    }
+}
+
+/// Weight gradient `[c_out, c_in, kt, kh, kw]` (row-major) of `y = conv(x, w)` for `dy`.
+pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    assert_eq!(x.len(), g.batch * g.input_len(), "conv input length");
+    assert_eq!(
+        dy.len(),
+        g.batch * g.output_len(),
+        "conv output-gradient length"
+    );
+    let (taps, frame) = (g.taps(), g.frame());
+    let sample = |n: usize, acc: &mut Vec<f32>, col: &mut Vec<f32>, parallel: bool| {
+        let x_n = &x[n * g.input_len()..][..g.input_len()];
+        for t_out in 0..g.output[0] {
+            im2col_frame(x_n, g, t_out, col);
+            let col_t = Operand {
+                data: col,
+                row_stride: 1,
+                col_stride: frame,
+            };
+            matmul(
+                acc,
+                true,
+                dy_frame(dy, g, n, t_out),
+                col_t,
+                (g.c_out, taps, frame),
+                parallel,
+            );
+        }
+    };
+    let zeros = || (vec![0.0f32; g.c_out * taps], vec![0.0f32; taps * frame]);
+    if over_samples(g) {
+        (0..g.batch)
+            .into_par_iter()
+            .fold(zeros, |(mut acc, mut col), n| {
+                sample(n, &mut acc, &mut col, false);
+                (acc, col)
+            })
+            .map(|(acc, _)| acc)
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            })
+            .unwrap_or_else(|| vec![0.0; g.c_out * taps])
+    } else {
+        let (mut acc, mut col) = zeros();
+        for n in 0..g.batch {
+            sample(n, &mut acc, &mut col, true);
+        }
+        acc
+    }
+}
+
+/// Input gradient `[N, c_in, T, H, W]` of `y = conv(x, w)` for `dy`.
+pub fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let (taps, frame) = (g.taps(), g.frame());
+    assert_eq!(w.len(), g.c_out * taps, "conv weight length");
+    assert_eq!(
+        dy.len(),
+        g.batch * g.output_len(),
+        "conv output-gradient length"
+    );
+    let w_t = Operand {
+        data: w,
+        row_stride: 1,
+        col_stride: taps,
+    };
+    let sample = |n: usize, dx: &mut [f32], col: &mut Vec<f32>, parallel: bool| {
+        for t_out in 0..g.output[0] {
+            matmul(
+                col,
+                false,
+                w_t,
+                dy_frame(dy, g, n, t_out),
+                (taps, frame, g.c_out),
+                parallel,
+            );
+            col2im_frame(col, g, t_out, dx);
+        }
+    };
+    let mut dx = vec![0.0f32; g.batch * g.input_len()];
+    if g.input_len() == 0 {
+        return dx;
+    }
+    if over_samples(g) {
+        dx.par_chunks_mut(g.input_len()).enumerate().for_each_init(
+            || vec![0.0f32; taps * frame],
+            |col, (n, dx_n)| sample(n, dx_n, col, false),
+        );
+    } else {
+        let mut col = vec![0.0f32; taps * frame];
+        for (n, dx_n) in dx.chunks_mut(g.input_len()).enumerate() {
+            sample(n, dx_n, &mut col, true);
+        }
+    }
+    dx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct definition of the convolution and its gradients in f64.
+    fn reference(x: &[f32], w: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f64>, Vec<f64>) {
+        let mut dx = vec![0.0f64; x.len()];
+        let mut dw = vec![0.0f64; w.len()];
+        let [t, h, wd] = g.input;
+        let [kt, kh, kw] = g.kernel;
+        let [to, ho, wo] = g.output;
+        for n in 0..g.batch {
+            for co in 0..g.c_out {
+                for (ot, oh, ow) in
+                    (0..to).flat_map(|a| (0..ho).flat_map(move |b| (0..wo).map(move |c| (a, b, c))))
+                {
+                    let gy = dy[(((n * g.c_out + co) * to + ot) * ho + oh) * wo + ow] as f64;
+                    for ci in 0..g.c_in {
+                        for (a, b, c) in (0..kt).flat_map(|a| {
+                            (0..kh).flat_map(move |b| (0..kw).map(move |c| (a, b, c)))
+                        }) {
+                            let (Some(it), Some(ih), Some(iw)) =
+                                (g.source(0, ot, a), g.source(1, oh, b), g.source(2, ow, c))
+                            else {
+                                continue;
+                            };
+                            let xi = (((n * g.c_in + ci) * t + it) * h + ih) * wd + iw;
+                            let wi = (((co * g.c_in + ci) * kt + a) * kh + b) * kw + c;
+                            dx[xi] += gy * w[wi] as f64;
+                            dw[wi] += gy * x[xi] as f64;
+                        }
+                    }
+                }
+            }
+        }
+        (dx, dw)
+    }
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn check(
+        x: [usize; 5],
+        w: [usize; 5],
+        stride: [usize; 3],
+        padding: [usize; 3],
+        dilation: [usize; 3],
+    ) {
+        let g = ConvGeometry::new(x, w, stride, padding, dilation).unwrap();
+        let xs = values(x.iter().product(), 1);
+        let ws = values(w.iter().product(), 2);
+        let dy = values(g.batch * g.output_len(), 3);
+        let (dx_ref, dw_ref) = reference(&xs, &ws, &dy, &g);
+        let dw = weight_grad(&xs, &dy, &g);
+        let dx = input_grad(&ws, &dy, &g);
+        for (i, (a, b)) in dw.iter().zip(&dw_ref).enumerate() {
+            assert!(
+                (*a as f64 - b).abs() < 1e-4 * (1.0 + b.abs()),
+                "{g:?} dw[{i}]: {a} vs {b}"
+            );
+        }
+        for (i, (a, b)) in dx.iter().zip(&dx_ref).enumerate() {
+            assert!(
+                (*a as f64 - b).abs() < 1e-4 * (1.0 + b.abs()),
+                "{g:?} dx[{i}]: {a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn gradients_match_the_definition() {
+        // 3×3×3, stride 1 (the blocks' second conv)
+        check(
+            [2, 3, 4, 5, 6],
+            [4, 3, 3, 3, 3],
+            [1, 1, 1],
+            [1, 1, 1],
+            [1, 1, 1],
+        );
+        // strided first conv of a stage, and the 1×1×1 strided downsample
+        check(
+            [3, 2, 5, 7, 6],
+            [3, 2, 3, 3, 3],
+            [2, 2, 2],
+            [1, 1, 1],
+            [1, 1, 1],
+        );
+        check(
+            [2, 4, 4, 6, 6],
+            [5, 4, 1, 1, 1],
+            [2, 2, 2],
+            [0, 0, 0],
+            [1, 1, 1],
+        );
+        // the stem (3×7×7, spatial stride 2), a factorised (2+1)D pair, a dilated conv
+        check(
+            [1, 3, 4, 11, 9],
+            [2, 3, 3, 7, 7],
+            [1, 2, 2],
+            [1, 3, 3],
+            [1, 1, 1],
+        );
+        check(
+            [2, 2, 3, 5, 5],
+            [3, 2, 1, 3, 3],
+            [1, 1, 1],
+            [0, 1, 1],
+            [1, 1, 1],
+        );
+        check(
+            [2, 2, 6, 4, 4],
+            [2, 2, 3, 1, 1],
+            [1, 1, 1],
+            [1, 0, 0],
+            [1, 1, 1],
+        );
+        check(
+            [2, 2, 6, 5, 5],
+            [2, 2, 3, 3, 3],
+            [1, 1, 1],
+            [2, 1, 1],
+            [2, 1, 1],
+        );
+    }
+}
