@@ -32,25 +32,43 @@ pub fn conv3d<B: Backend>(
     dilation: [usize; 3],
 ) -> Tensor<B, 5> {
     let options = ConvOptions::new(stride, padding, dilation, 1);
-    match CpuBackend::of_f32(&x) {
-        Some(CpuBackend::FlexAutodiff) => train::<Flex, B>(x, weight, options),
-        Some(CpuBackend::NdArrayAutodiff) => train::<NdArray, B>(x, weight, options),
+    let geometry = ConvGeometry::new(x.dims(), weight.dims(), stride, padding, dilation);
+    match (CpuBackend::of_f32(&x), geometry) {
+        (Some(CpuBackend::FlexAutodiff), Some(g)) => train::<Flex, B>(x, weight, options, g),
+        (Some(CpuBackend::NdArrayAutodiff), Some(g)) => train::<NdArray, B>(x, weight, options, g),
+        (Some(CpuBackend::Flex), Some(g)) => infer::<Flex, B>(x, weight, g),
+        (Some(CpuBackend::NdArray), Some(g)) => infer::<NdArray, B>(x, weight, g),
         _ => module::conv3d(x, weight, None, options),
     }
+}
+
+/// The convolution of two backend tensors by [`kernel::forward`].
+fn host_forward<I: HostBackend>(
+    x: &FloatTensor<I>,
+    weight: &FloatTensor<I>,
+    g: &ConvGeometry,
+) -> FloatTensor<I> {
+    let y = kernel::forward(&I::host::<5>(x), &I::host::<5>(weight), g);
+    let dims = [g.batch, g.c_out, g.output[0], g.output[1], g.output[2]];
+    from_host::<I>(y, &dims, &I::float_device(x))
+}
+
+fn infer<I: HostBackend, B: Backend>(
+    x: Tensor<B, 5>,
+    weight: Tensor<B, 5>,
+    g: ConvGeometry,
+) -> Tensor<B, 5> {
+    let x = primitive::<I, B, 5>(x);
+    let weight = primitive::<I, B, 5>(weight);
+    tensor::<I, B, 5>(host_forward::<I>(&x, &weight, &g))
 }
 
 /// The autodiff node of a bias-free convolution; parents: input, weight.
 #[derive(Debug)]
 struct Conv3dBackward<I>(PhantomData<I>);
 
-/// What the backward pass needs: input, weight, and the geometry when the host kernels
-/// handle it (otherwise Burn's gradients with the options).
-type ConvState<I> = (
-    FloatTensor<I>,
-    FloatTensor<I>,
-    ConvOptions<3>,
-    Option<ConvGeometry>,
-);
+/// What the backward pass needs: input, weight, geometry.
+type ConvState<I> = (FloatTensor<I>, FloatTensor<I>, ConvGeometry);
 
 impl<I: HostBackend> Backward<I, 2> for Conv3dBackward<I> {
     type State = ConvState<I>;
@@ -58,30 +76,19 @@ impl<I: HostBackend> Backward<I, 2> for Conv3dBackward<I> {
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_weight] = ops.parents;
         let dy = grads.consume::<I>(&ops.node);
-        let (x, weight, options, geometry) = ops.state;
-        if let Some(g) = geometry {
-            let device = I::float_device(&x);
-            let dy = I::host::<5>(&dy);
-            if let Some(node) = node_x {
-                let dx = kernel::input_grad(&I::host::<5>(&weight), &dy, &g);
-                let dims = [g.batch, g.c_in, g.input[0], g.input[1], g.input[2]];
-                grads.register::<I>(node.id, from_host::<I>(dx, &dims, &device));
-            }
-            if let Some(node) = node_weight {
-                let dw = kernel::weight_grad(&I::host::<5>(&x), &dy, &g);
-                let [kt, kh, kw] = g.kernel;
-                let dims = [g.c_out, g.c_in, kt, kh, kw];
-                grads.register::<I>(node.id, from_host::<I>(dw, &dims, &device));
-            }
-            return;
-        }
+        let (x, weight, g) = ops.state;
+        let device = I::float_device(&x);
+        let dy = I::host::<5>(&dy);
         if let Some(node) = node_x {
-            let dx = I::conv3d_x_backward(x.clone(), weight.clone(), dy.clone(), options.clone());
-            grads.register::<I>(node.id, dx);
+            let dx = kernel::input_grad(&I::host::<5>(&weight), &dy, &g);
+            let dims = [g.batch, g.c_in, g.input[0], g.input[1], g.input[2]];
+            grads.register::<I>(node.id, from_host::<I>(dx, &dims, &device));
         }
         if let Some(node) = node_weight {
-            let dw = I::conv3d_weight_backward(x, weight, dy, options);
-            grads.register::<I>(node.id, I::contiguous(dw));
+            let dw = kernel::weight_grad(&I::host::<5>(&x), &dy, &g);
+            let [kt, kh, kw] = g.kernel;
+            let dims = [g.c_out, g.c_in, kt, kh, kw];
+            grads.register::<I>(node.id, from_host::<I>(dw, &dims, &device));
         }
     }
 }
@@ -90,33 +97,21 @@ fn train<I: HostBackend, B: Backend>(
     x: Tensor<B, 5>,
     weight: Tensor<B, 5>,
     options: ConvOptions<3>,
+    g: ConvGeometry,
 ) -> Tensor<B, 5> {
-    let geometry = match options.groups {
-        1 => ConvGeometry::new(
-            x.dims(),
-            weight.dims(),
-            options.stride,
-            options.padding,
-            options.dilation,
-        ),
-        _ => None,
-    };
+    debug_assert_eq!(
+        options.groups, 1,
+        "the host kernels compute ungrouped convolutions"
+    );
     let x: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, 5>(x);
     let weight: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, 5>(weight);
-    let y = I::conv3d(
-        x.primitive.clone(),
-        weight.primitive.clone(),
-        None,
-        options.clone(),
-    );
+    let y = host_forward::<I>(&x.primitive, &weight.primitive, &g);
     let out = match Conv3dBackward::<I>(PhantomData)
         .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(prep) => {
-            prep.finish((x.primitive, weight.primitive, options, geometry), y)
-        }
+        OpsKind::Tracked(prep) => prep.finish((x.primitive, weight.primitive, g), y),
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     tensor::<Autodiff<I>, B, 5>(out)

@@ -163,8 +163,15 @@ fn col2im_frame(col: &[f32], g: &ConvGeometry, t_out: usize, dx: &mut [f32]) {
                 continue;
             };
             let dst = &mut plane[ih * w..][..w];
-            for (o, &v) in src[w_lo..w_hi].iter().enumerate() {
-                dst[first + o * g.stride[2]] += v;
+            if g.stride[2] == 1 {
+                let run = &mut dst[first..first + (w_hi - w_lo)];
+                run.iter_mut()
+                    .zip(&src[w_lo..w_hi])
+                    .for_each(|(d, &v)| *d += v);
+            } else {
+                for (o, &v) in src[w_lo..w_hi].iter().enumerate() {
+                    dst[first + o * g.stride[2]] += v;
+                }
             }
         }
     }
@@ -191,16 +198,36 @@ fn matmul(
     accumulate: bool,
     lhs: Operand<'_>,
     rhs: Operand<'_>,
+    shape: (usize, usize, usize),
+    parallel: bool,
+) {
+    let n = shape.1;
+    matmul_strided(dst, n, accumulate, lhs, rhs, shape, parallel)
+}
+
+/// [`matmul`] into a destination whose rows are `dst_row_stride` apart.
+fn matmul_strided(
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    accumulate: bool,
+    lhs: Operand<'_>,
+    rhs: Operand<'_>,
     (m, n, k): (usize, usize, usize),
     parallel: bool,
 ) {
     if m == 0 || n == 0 {
         return;
     }
-    assert!(dst.len() >= m * n, "matmul: destination too small");
+    assert!(dst_row_stride >= n, "matmul: destination rows overlap");
+    assert!(
+        dst.len() > (m - 1) * dst_row_stride + n - 1,
+        "matmul: destination too small"
+    );
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(0.0);
+            for row in dst.chunks_mut(dst_row_stride).take(m) {
+                row[..n].fill(0.0);
+            }
         }
         return;
     }
@@ -220,7 +247,7 @@ fn matmul(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_row_stride as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.col_stride as isize,
@@ -252,6 +279,56 @@ fn dy_frame<'a>(dy: &'a [f32], g: &ConvGeometry, n: usize, t_out: usize) -> Oper
         row_stride: per_channel,
         col_stride: 1,
     }
+}
+
+/// Output `[N, c_out, T', H', W']` of the convolution of `x` with `w`.
+pub fn forward(x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let (taps, frame) = (g.taps(), g.frame());
+    assert_eq!(x.len(), g.batch * g.input_len(), "conv input length");
+    assert_eq!(w.len(), g.c_out * taps, "conv weight length");
+    let weight = Operand {
+        data: w,
+        row_stride: taps,
+        col_stride: 1,
+    };
+    let per_channel = g.output.iter().product::<usize>();
+    let sample = |n: usize, y_n: &mut [f32], col: &mut Vec<f32>, parallel: bool| {
+        let x_n = &x[n * g.input_len()..][..g.input_len()];
+        for t_out in 0..g.output[0] {
+            im2col_frame(x_n, g, t_out, col);
+            let col = Operand {
+                data: col,
+                row_stride: frame,
+                col_stride: 1,
+            };
+            let dst = &mut y_n[t_out * frame..];
+            matmul_strided(
+                dst,
+                per_channel,
+                false,
+                weight,
+                col,
+                (g.c_out, frame, taps),
+                parallel,
+            );
+        }
+    };
+    let mut y = vec![0.0f32; g.batch * g.output_len()];
+    if g.output_len() == 0 {
+        return y;
+    }
+    if over_samples(g) {
+        y.par_chunks_mut(g.output_len()).enumerate().for_each_init(
+            || vec![0.0f32; taps * frame],
+            |col, (n, y_n)| sample(n, y_n, col, false),
+        );
+    } else {
+        let mut col = vec![0.0f32; taps * frame];
+        for (n, y_n) in y.chunks_mut(g.output_len()).enumerate() {
+            sample(n, y_n, &mut col, true);
+        }
+    }
+    y
 }
 
 /// Weight gradient `[c_out, c_in, kt, kh, kw]` (row-major) of `y = conv(x, w)` for `dy`.
@@ -355,7 +432,13 @@ mod tests {
     use super::*;
 
     /// Direct definition of the convolution and its gradients in f64.
-    fn reference(x: &[f32], w: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f64>, Vec<f64>) {
+    fn reference(
+        x: &[f32],
+        w: &[f32],
+        dy: &[f32],
+        g: &ConvGeometry,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let mut y = vec![0.0f64; dy.len()];
         let mut dx = vec![0.0f64; x.len()];
         let mut dw = vec![0.0f64; w.len()];
         let [t, h, wd] = g.input;
@@ -366,7 +449,8 @@ mod tests {
                 for (ot, oh, ow) in
                     (0..to).flat_map(|a| (0..ho).flat_map(move |b| (0..wo).map(move |c| (a, b, c))))
                 {
-                    let gy = dy[(((n * g.c_out + co) * to + ot) * ho + oh) * wo + ow] as f64;
+                    let yi = (((n * g.c_out + co) * to + ot) * ho + oh) * wo + ow;
+                    let gy = dy[yi] as f64;
                     for ci in 0..g.c_in {
                         for (a, b, c) in (0..kt).flat_map(|a| {
                             (0..kh).flat_map(move |b| (0..kw).map(move |c| (a, b, c)))
@@ -378,6 +462,7 @@ mod tests {
                             };
                             let xi = (((n * g.c_in + ci) * t + it) * h + ih) * wd + iw;
                             let wi = (((co * g.c_in + ci) * kt + a) * kh + b) * kw + c;
+                            y[yi] += x[xi] as f64 * w[wi] as f64;
                             dx[xi] += gy * w[wi] as f64;
                             dw[wi] += gy * x[xi] as f64;
                         }
@@ -385,7 +470,7 @@ mod tests {
                 }
             }
         }
-        (dx, dw)
+        (y, dx, dw)
     }
 
     fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -413,7 +498,14 @@ mod tests {
         let xs = values(x.iter().product(), 1);
         let ws = values(w.iter().product(), 2);
         let dy = values(g.batch * g.output_len(), 3);
-        let (dx_ref, dw_ref) = reference(&xs, &ws, &dy, &g);
+        let (y_ref, dx_ref, dw_ref) = reference(&xs, &ws, &dy, &g);
+        let y = forward(&xs, &ws, &g);
+        for (i, (a, b)) in y.iter().zip(&y_ref).enumerate() {
+            assert!(
+                (*a as f64 - b).abs() < 1e-4 * (1.0 + b.abs()),
+                "{g:?} y[{i}]: {a} vs {b}"
+            );
+        }
         let dw = weight_grad(&xs, &dy, &g);
         let dx = input_grad(&ws, &dy, &g);
         for (i, (a, b)) in dw.iter().zip(&dw_ref).enumerate() {

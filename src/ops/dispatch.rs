@@ -82,9 +82,6 @@ pub(crate) fn tensor<I: Backend, B: Backend, const D: usize>(p: FloatTensor<I>) 
 pub(crate) trait HostBackend: Backend {
     /// The values of an f32 tensor in row-major order, borrowed when the layout allows.
     fn host<const D: usize>(tensor: &FloatTensor<Self>) -> Cow<'_, [f32]>;
-
-    /// The same tensor with a row-major layout (a copy only when it is not one already).
-    fn contiguous(tensor: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 impl HostBackend for Flex {
@@ -94,25 +91,12 @@ impl HostBackend for Flex {
             None => Cow::Owned(owned_values(tensor.to_contiguous().into_data())),
         }
     }
-
-    fn contiguous(tensor: FlexTensor) -> FlexTensor {
-        if tensor.is_contiguous() && tensor.layout().start_offset() == 0 {
-            tensor
-        } else {
-            tensor.to_contiguous()
-        }
-    }
 }
 
 impl HostBackend for NdArray {
     fn host<const D: usize>(tensor: &FloatTensor<Self>) -> Cow<'_, [f32]> {
         let t = Tensor::<NdArray, D>::from_primitive(TensorPrimitive::Float(tensor.clone()));
         Cow::Owned(owned_values(t.into_data()))
-    }
-
-    /// `ndarray`'s element-wise operations handle strided views themselves.
-    fn contiguous(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
-        tensor
     }
 }
 
