@@ -522,59 +522,66 @@ mod tests {
         }
     }
 
-    #[test]
-    fn gradients_match_the_definition() {
-        // 3×3×3, stride 1 (the blocks' second conv)
-        check(
+    /// Input, weight, stride, padding, dilation of each checked geometry: 3×3×3 stride 1 (a
+    /// block's second conv), a strided stage entry, the 1×1×1 strided downsample, the
+    /// 3×7×7 stem, a (2+1)D spatial and temporal factor, a temporally dilated conv.
+    #[allow(clippy::type_complexity)]
+    const CASES: [([usize; 5], [usize; 5], [usize; 3], [usize; 3], [usize; 3]); 7] = [
+        (
             [2, 3, 4, 5, 6],
             [4, 3, 3, 3, 3],
             [1, 1, 1],
             [1, 1, 1],
             [1, 1, 1],
-        );
-        // strided first conv of a stage, and the 1×1×1 strided downsample
-        check(
+        ),
+        (
             [3, 2, 5, 7, 6],
             [3, 2, 3, 3, 3],
             [2, 2, 2],
             [1, 1, 1],
             [1, 1, 1],
-        );
-        check(
+        ),
+        (
             [2, 4, 4, 6, 6],
             [5, 4, 1, 1, 1],
             [2, 2, 2],
             [0, 0, 0],
             [1, 1, 1],
-        );
-        // the stem (3×7×7, spatial stride 2), a factorised (2+1)D pair, a dilated conv
-        check(
+        ),
+        (
             [1, 3, 4, 11, 9],
             [2, 3, 3, 7, 7],
             [1, 2, 2],
             [1, 3, 3],
             [1, 1, 1],
-        );
-        check(
+        ),
+        (
             [2, 2, 3, 5, 5],
             [3, 2, 1, 3, 3],
             [1, 1, 1],
             [0, 1, 1],
             [1, 1, 1],
-        );
-        check(
+        ),
+        (
             [2, 2, 6, 4, 4],
             [2, 2, 3, 1, 1],
             [1, 1, 1],
             [1, 0, 0],
             [1, 1, 1],
-        );
-        check(
+        ),
+        (
             [2, 2, 6, 5, 5],
             [2, 2, 3, 3, 3],
             [1, 1, 1],
             [2, 1, 1],
             [2, 1, 1],
-        );
+        ),
+    ];
+
+    #[test]
+    fn gradients_match_the_definition() {
+        for (x, w, stride, padding, dilation) in CASES {
+            check(x, w, stride, padding, dilation);
+        }
     }
 }

@@ -283,38 +283,34 @@ mod tests {
         let is = inv_std(&var, eps);
         let g = backward(&x, &w, s, &mean, &is, &gamma);
         let h = 1e-2f32;
-        for i in [0usize, 4, 11, 17, 29] {
-            let (mut up, mut down) = (x.clone(), x.clone());
-            up[i] += h;
-            down[i] -= h;
-            let num = (objective(&up, &gamma, &beta) - objective(&down, &gamma, &beta))
-                / (2.0 * h as f64);
+        let central = |f: &dyn Fn(f32) -> f64| (f(h) - f(-h)) / (2.0 * h as f64);
+        let near = |what: String, analytic: f32, numeric: f64| {
             assert!(
-                (num - g.x[i] as f64).abs() < 2e-3,
-                "dx[{i}]: {} vs {num}",
-                g.x[i]
+                (numeric - analytic as f64).abs() < 2e-3,
+                "{what}: {analytic} vs {numeric}"
             );
+        };
+        for i in [0usize, 4, 11, 17, 29] {
+            let numeric = central(&|d| {
+                let mut v = x.clone();
+                v[i] += d;
+                objective(&v, &gamma, &beta)
+            });
+            near(format!("dx[{i}]"), g.x[i], numeric);
         }
         for c in 0..3 {
-            let (mut up, mut down) = (gamma, gamma);
-            up[c] += h;
-            down[c] -= h;
-            let num = (objective(&x, &up, &beta) - objective(&x, &down, &beta)) / (2.0 * h as f64);
-            assert!(
-                (num - g.gamma[c] as f64).abs() < 2e-3,
-                "dgamma[{c}]: {} vs {num}",
-                g.gamma[c]
-            );
-            let (mut up, mut down) = (beta, beta);
-            up[c] += h;
-            down[c] -= h;
-            let num =
-                (objective(&x, &gamma, &up) - objective(&x, &gamma, &down)) / (2.0 * h as f64);
-            assert!(
-                (num - g.beta[c] as f64).abs() < 2e-3,
-                "dbeta[{c}]: {} vs {num}",
-                g.beta[c]
-            );
+            let numeric = central(&|d| {
+                let mut v = gamma;
+                v[c] += d;
+                objective(&x, &v, &beta)
+            });
+            near(format!("dgamma[{c}]"), g.gamma[c], numeric);
+            let numeric = central(&|d| {
+                let mut v = beta;
+                v[c] += d;
+                objective(&x, &gamma, &v)
+            });
+            near(format!("dbeta[{c}]"), g.beta[c], numeric);
         }
     }
 }
