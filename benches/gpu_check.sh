@@ -37,7 +37,9 @@ done
 step "$BIN/timebalance" bench forward --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 5 --warmup 2
 step python3 benches/pytorch_bench.py --mode forward --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 5 --warmup 2
 step python3 benches/pytorch_bench.py --mode train --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 5 --warmup 2 --amp bf16
-# The method's own steps (bench ssl / bench student, see benches/README.md).
+# The method's own steps (bench ssl / bench student, see benches/README.md). They come with the
+# `video` feature: a binary built with --no-default-features reports them as unknown and the
+# script goes on.
 step "$BIN/timebalance" bench ssl --teacher distinctive --arch r3d18 --frames 16 --size 112 --batch 4 --device cuda --iters 3 --warmup 1
 step python3 benches/pytorch_bench.py --mode ssl-distinctive --arch r3d18 --frames 16 --size 112 --batch 4 --device cuda --iters 3 --warmup 1
 step "$BIN/timebalance" bench student --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 3 --warmup 1

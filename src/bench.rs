@@ -9,13 +9,21 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
 use burn::tensor::{Distribution, Int, Tensor};
+#[cfg(feature = "video")]
 use burn::train::TrainStep;
 
+#[cfg(feature = "video")]
 use crate::data::clips::SSL_CLIPS;
+#[cfg(feature = "video")]
 use crate::data::tensors::ClipTensors;
 use crate::device::BackendTask;
-use crate::loss::{StudentWeights, cross_entropy};
-use crate::model::{BackboneConfig, SslModel, VideoClassifier};
+#[cfg(feature = "video")]
+use crate::loss::StudentWeights;
+use crate::loss::cross_entropy;
+#[cfg(feature = "video")]
+use crate::model::SslModel;
+use crate::model::{BackboneConfig, VideoClassifier};
+#[cfg(feature = "video")]
 use crate::pipeline::steps::{
     PairedBatch, SslObjective, SslTrainer, StudentSettings, StudentTrainer, TeacherKind,
 };
@@ -25,6 +33,7 @@ const BENCH_LEARNING_RATE: f64 = 1e-4;
 
 /// The temperature of the timed self-supervised steps (the experiments' value; it does
 /// not affect the timing).
+#[cfg(feature = "video")]
 const BENCH_TAU: f64 = 0.1;
 
 /// What to time.
@@ -34,11 +43,14 @@ pub enum BenchMode {
     Forward,
     /// Forward + backward + Adam step of a classifier.
     Train,
+    // The method's steps need the pipeline, which comes with the `video` feature.
     /// One self-supervised step of a teacher: the ten clips of each video through backbone
     /// and projection head, the teacher's loss, backward, Adam (`batch` videos).
+    #[cfg(feature = "video")]
     Ssl(TeacherKind),
     /// One student step: `batch` labeled + `batch` unlabeled clips, both frozen teachers
     /// forward on both, the student's loss, backward, Adam.
+    #[cfg(feature = "video")]
     Student,
 }
 
@@ -125,6 +137,7 @@ impl BackendTask for ModelBench {
                     record(&mut seconds, i, self.warmup, start);
                 }
             }
+            #[cfg(feature = "video")]
             BenchMode::Ssl(teacher) => {
                 let mut model = SslTrainer {
                     model: SslModel::<B>::new(self.backbone, &device),
@@ -155,6 +168,7 @@ impl BackendTask for ModelBench {
                     record(&mut seconds, i, self.warmup, start);
                 }
             }
+            #[cfg(feature = "video")]
             BenchMode::Student => {
                 let mut model = StudentTrainer {
                     student: classifier(),

@@ -259,6 +259,7 @@ enum BenchCommand {
     Forward(BenchArgs),
     /// One self-supervised teacher step (10 clips per video, `--batch` videos; the paper's
     /// clips are `--frames 16 --size 112`); last line `median_s <seconds>`.
+    #[cfg(feature = "video")]
     Ssl {
         #[arg(long, value_enum)]
         teacher: TeacherKind,
@@ -267,6 +268,7 @@ enum BenchCommand {
     },
     /// One student step (`--batch` labeled + `--batch` unlabeled clips, two frozen
     /// teachers); last line `median_s <seconds>`.
+    #[cfg(feature = "video")]
     Student(BenchArgs),
 }
 
@@ -396,7 +398,9 @@ fn run(cli: Cli) -> Result<()> {
             let (mode, args) = match what {
                 BenchCommand::Train(a) => (BenchMode::Train, a),
                 BenchCommand::Forward(a) => (BenchMode::Forward, a),
+                #[cfg(feature = "video")]
                 BenchCommand::Ssl { teacher, args } => (BenchMode::Ssl(teacher), args),
+                #[cfg(feature = "video")]
                 BenchCommand::Student(a) => (BenchMode::Student, a),
                 #[cfg(feature = "video")]
                 BenchCommand::Data {
