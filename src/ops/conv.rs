@@ -31,14 +31,18 @@ pub fn conv3d<B: Backend>(
     padding: [usize; 3],
     dilation: [usize; 3],
 ) -> Tensor<B, 5> {
-    let options = ConvOptions::new(stride, padding, dilation, 1);
     let geometry = ConvGeometry::new(x.dims(), weight.dims(), stride, padding, dilation);
     match (CpuBackend::of_f32(&x), geometry) {
-        (Some(CpuBackend::FlexAutodiff), Some(g)) => train::<Flex, B>(x, weight, options, g),
-        (Some(CpuBackend::NdArrayAutodiff), Some(g)) => train::<NdArray, B>(x, weight, options, g),
+        (Some(CpuBackend::FlexAutodiff), Some(g)) => train::<Flex, B>(x, weight, g),
+        (Some(CpuBackend::NdArrayAutodiff), Some(g)) => train::<NdArray, B>(x, weight, g),
         (Some(CpuBackend::Flex), Some(g)) => infer::<Flex, B>(x, weight, g),
         (Some(CpuBackend::NdArray), Some(g)) => infer::<NdArray, B>(x, weight, g),
-        _ => module::conv3d(x, weight, None, options),
+        _ => module::conv3d(
+            x,
+            weight,
+            None,
+            ConvOptions::new(stride, padding, dilation, 1),
+        ),
     }
 }
 
@@ -96,13 +100,8 @@ impl<I: HostBackend> Backward<I, 2> for Conv3dBackward<I> {
 fn train<I: HostBackend, B: Backend>(
     x: Tensor<B, 5>,
     weight: Tensor<B, 5>,
-    options: ConvOptions<3>,
     g: ConvGeometry,
 ) -> Tensor<B, 5> {
-    debug_assert_eq!(
-        options.groups, 1,
-        "the host kernels compute ungrouped convolutions"
-    );
     let x: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, 5>(x);
     let weight: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, 5>(weight);
     let y = host_forward::<I>(&x.primitive, &weight.primitive, &g);
