@@ -5,4 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
+
+# A cold test build (Burn, wgpu, FFmpeg bindings; no debug info for dependencies) takes about
+# this much disk under target/. Below it the compiler fails with "No space left on device"
+# somewhere deep in the build log; say so up front instead.
+NEEDED_FREE_GIB=12
+target_dir=${CARGO_TARGET_DIR:-target}
+mkdir -p "$target_dir"
+free_gib=$(df -Pk "$target_dir" | awk 'NR == 2 { print int($4 / 1048576) }')
+if [ "$free_gib" -lt "$NEEDED_FREE_GIB" ]; then
+  echo "test.sh: warning: only ${free_gib} GiB free under $target_dir;" \
+    "a cold build needs about ${NEEDED_FREE_GIB} GiB" >&2
+fi
+
 cargo test --features wgpu "$@"
