@@ -11,6 +11,12 @@
 //! Samples are processed in parallel (each thread with its own scratch and, for the
 //! weight gradient, its own accumulator); with fewer samples than threads the GEMMs are
 //! parallel instead. The weight gradient comes out row-major `[c_out, c_in, kt, kh, kw]`.
+//!
+//! Spatially pointwise kernels (`kt × 1 × 1`, spatial stride 1, no spatial padding: the
+//! temporal factor of R(2+1)D, most convolutions of a bottleneck block) need no im2col:
+//! tap `(c_in, a)` reads input frame rows as they are, so each temporal tap is one GEMM on
+//! the input (and into the input gradient) in place; a `1 × 1 × 1` stride-1 kernel is one
+//! GEMM per sample over all its positions.
 
 use rayon::prelude::*;
 
@@ -94,6 +100,61 @@ impl ConvGeometry {
             None => 0,
         };
         (lo, hi.max(lo))
+    }
+
+    /// Whether every kernel tap reads whole input frames unchanged (a `1 × 1` spatial
+    /// kernel, spatial stride 1, no spatial padding): the im2col rows of a tap are then rows
+    /// of the input itself, and output frames have the input's `H × W`.
+    fn spatially_pointwise(&self) -> bool {
+        self.kernel[1..] == [1, 1] && self.stride[1..] == [1, 1] && self.padding[1..] == [0, 0]
+    }
+
+    /// A pointwise kernel that is also trivial in time (`1 × 1 × 1`, stride 1, no padding)
+    /// maps every input position to the same output position: the same convolution seen as
+    /// one frame of `T·H × W` per sample, so that a sample is a single GEMM. Otherwise `self`.
+    fn folded(self) -> Self {
+        let trivial_in_time = self.kernel[0] == 1 && self.stride[0] == 1 && self.padding[0] == 0;
+        if !(self.spatially_pointwise() && trivial_in_time) {
+            return self;
+        }
+        let [t, h, w] = self.input;
+        Self {
+            input: [1, t * h, w],
+            output: [1, t * h, w],
+            ..self
+        }
+    }
+
+    /// The temporal taps `(a, t_in)` of output frame `t_out` whose input frame exists.
+    fn temporal_taps(&self, t_out: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.kernel[0]).filter_map(move |a| self.source(0, t_out, a).map(|t_in| (a, t_in)))
+    }
+
+    /// Scratch values for one frame's im2col columns (none for pointwise kernels).
+    fn scratch(&self) -> usize {
+        if self.spatially_pointwise() {
+            0
+        } else {
+            self.taps() * self.frame()
+        }
+    }
+
+    /// Tap `a` of the weight as a `c_out × c_in` operand (pointwise kernels: `taps = c_in·kt`).
+    fn weight_tap<'a>(&self, w: &'a [f32], a: usize) -> Operand<'a> {
+        Operand {
+            data: &w[a..],
+            row_stride: self.taps(),
+            col_stride: self.kernel[0],
+        }
+    }
+
+    /// Input frame `t_in` of one sample as a `c_in × H·W` operand (pointwise kernels).
+    fn input_frame<'a>(&self, x_n: &'a [f32], t_in: usize) -> Operand<'a> {
+        Operand {
+            data: &x_n[t_in * self.frame()..],
+            row_stride: self.input.iter().product(),
+            col_stride: 1,
+        }
     }
 
     /// `(c_in, a, b, c)` of kernel tap `k`.
@@ -186,10 +247,28 @@ struct Operand<'a> {
 }
 
 impl Operand<'_> {
+    /// The same values read as the transposed matrix.
+    fn transposed(self) -> Self {
+        Self {
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
     /// Offset of the last element of an `rows × cols` matrix, for bounds checks.
     fn last(&self, rows: usize, cols: usize) -> usize {
         (rows - 1) * self.row_stride + (cols - 1) * self.col_stride
     }
+}
+
+/// A matrix destination: a slice with its row and column strides, overwritten by the
+/// product or (`accumulate`) added to.
+struct Dst<'a> {
+    data: &'a mut [f32],
+    row_stride: usize,
+    col_stride: usize,
+    accumulate: bool,
 }
 
 /// `dst (m × n, row-major) = [dst +] lhs (m × k) · rhs (k × n)`.
@@ -201,15 +280,18 @@ fn matmul(
     shape: (usize, usize, usize),
     parallel: bool,
 ) {
-    let n = shape.1;
-    matmul_strided(dst, n, accumulate, lhs, rhs, shape, parallel)
+    let dst = Dst {
+        data: dst,
+        row_stride: shape.1,
+        col_stride: 1,
+        accumulate,
+    };
+    matmul_into(dst, lhs, rhs, shape, parallel)
 }
 
-/// [`matmul`] into a destination whose rows are `dst_row_stride` apart.
-fn matmul_strided(
-    dst: &mut [f32],
-    dst_row_stride: usize,
-    accumulate: bool,
+/// [`matmul`] into a strided destination.
+fn matmul_into(
+    dst: Dst<'_>,
     lhs: Operand<'_>,
     rhs: Operand<'_>,
     (m, n, k): (usize, usize, usize),
@@ -218,15 +300,21 @@ fn matmul_strided(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(dst_row_stride >= n, "matmul: destination rows overlap");
+    // Rows `[i·rs, i·rs + (n−1)·cs]` are disjoint and in order: no element is written twice.
     assert!(
-        dst.len() > (m - 1) * dst_row_stride + n - 1,
+        dst.col_stride >= 1 && dst.row_stride >= n * dst.col_stride,
+        "matmul: destination elements overlap"
+    );
+    assert!(
+        dst.data.len() > (m - 1) * dst.row_stride + (n - 1) * dst.col_stride,
         "matmul: destination too small"
     );
     if k == 0 {
-        if !accumulate {
-            for row in dst.chunks_mut(dst_row_stride).take(m) {
-                row[..n].fill(0.0);
+        if !dst.accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    dst.data[i * dst.row_stride + j * dst.col_stride] = 0.0;
+                }
             }
         }
         return;
@@ -245,10 +333,10 @@ fn matmul_strided(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
-            1,
-            dst_row_stride as isize,
-            accumulate,
+            dst.data.as_mut_ptr(),
+            dst.col_stride as isize,
+            dst.row_stride as isize,
+            dst.accumulate,
             lhs.data.as_ptr(),
             lhs.col_stride as isize,
             lhs.row_stride as isize,
@@ -270,6 +358,21 @@ fn over_samples(g: &ConvGeometry) -> bool {
     g.batch >= rayon::current_num_threads()
 }
 
+/// Output frame `t_out` of one sample's output `y_n` as a `c_out × frame` destination.
+fn output_frame<'a>(
+    y_n: &'a mut [f32],
+    g: &ConvGeometry,
+    t_out: usize,
+    accumulate: bool,
+) -> Dst<'a> {
+    Dst {
+        data: &mut y_n[t_out * g.frame()..],
+        row_stride: g.output.iter().product(),
+        col_stride: 1,
+        accumulate,
+    }
+}
+
 /// `dY[n][:, t_out]` as a `c_out × frame` operand.
 fn dy_frame<'a>(dy: &'a [f32], g: &ConvGeometry, n: usize, t_out: usize) -> Operand<'a> {
     let per_channel = g.output.iter().product::<usize>();
@@ -283,6 +386,7 @@ fn dy_frame<'a>(dy: &'a [f32], g: &ConvGeometry, n: usize, t_out: usize) -> Oper
 
 /// Output `[N, c_out, T', H', W']` of the convolution of `x` with `w`.
 pub fn forward(x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let g = &g.folded();
     let (taps, frame) = (g.taps(), g.frame());
     assert_eq!(x.len(), g.batch * g.input_len(), "conv input length");
     assert_eq!(w.len(), g.c_out * taps, "conv weight length");
@@ -291,26 +395,26 @@ pub fn forward(x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
         row_stride: taps,
         col_stride: 1,
     };
-    let per_channel = g.output.iter().product::<usize>();
     let sample = |n: usize, y_n: &mut [f32], col: &mut Vec<f32>, parallel: bool| {
         let x_n = &x[n * g.input_len()..][..g.input_len()];
         for t_out in 0..g.output[0] {
+            if g.spatially_pointwise() {
+                // `y_n` starts at zero: a frame without taps inside the input stays zero.
+                for (i, (a, t_in)) in g.temporal_taps(t_out).enumerate() {
+                    let (lhs, rhs) = (g.weight_tap(w, a), g.input_frame(x_n, t_in));
+                    let dst = output_frame(y_n, g, t_out, i > 0);
+                    matmul_into(dst, lhs, rhs, (g.c_out, frame, g.c_in), parallel);
+                }
+                continue;
+            }
             im2col_frame(x_n, g, t_out, col);
             let col = Operand {
                 data: col,
                 row_stride: frame,
                 col_stride: 1,
             };
-            let dst = &mut y_n[t_out * frame..];
-            matmul_strided(
-                dst,
-                per_channel,
-                false,
-                weight,
-                col,
-                (g.c_out, frame, taps),
-                parallel,
-            );
+            let dst = output_frame(y_n, g, t_out, false);
+            matmul_into(dst, weight, col, (g.c_out, frame, taps), parallel);
         }
     };
     let mut y = vec![0.0f32; g.batch * g.output_len()];
@@ -319,11 +423,11 @@ pub fn forward(x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
     }
     if over_samples(g) {
         y.par_chunks_mut(g.output_len()).enumerate().for_each_init(
-            || vec![0.0f32; taps * frame],
+            || vec![0.0f32; g.scratch()],
             |col, (n, y_n)| sample(n, y_n, col, false),
         );
     } else {
-        let mut col = vec![0.0f32; taps * frame];
+        let mut col = vec![0.0f32; g.scratch()];
         for (n, y_n) in y.chunks_mut(g.output_len()).enumerate() {
             sample(n, y_n, &mut col, true);
         }
@@ -339,10 +443,26 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
         g.batch * g.output_len(),
         "conv output-gradient length"
     );
+    let g = &g.folded();
     let (taps, frame) = (g.taps(), g.frame());
     let sample = |n: usize, acc: &mut Vec<f32>, col: &mut Vec<f32>, parallel: bool| {
         let x_n = &x[n * g.input_len()..][..g.input_len()];
         for t_out in 0..g.output[0] {
+            if g.spatially_pointwise() {
+                // dW[:, :, a] (c_out × c_in, columns kt apart) += dY(t_out) · X(t_in)ᵀ.
+                for (a, t_in) in g.temporal_taps(t_out) {
+                    let dst = Dst {
+                        data: &mut acc[a..],
+                        row_stride: taps,
+                        col_stride: g.kernel[0],
+                        accumulate: true,
+                    };
+                    let x_t = g.input_frame(x_n, t_in).transposed();
+                    let shape = (g.c_out, g.c_in, frame);
+                    matmul_into(dst, dy_frame(dy, g, n, t_out), x_t, shape, parallel);
+                }
+                continue;
+            }
             im2col_frame(x_n, g, t_out, col);
             let col_t = Operand {
                 data: col,
@@ -359,7 +479,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
             );
         }
     };
-    let zeros = || (vec![0.0f32; g.c_out * taps], vec![0.0f32; taps * frame]);
+    let zeros = || (vec![0.0f32; g.c_out * taps], vec![0.0f32; g.scratch()]);
     if over_samples(g) {
         (0..g.batch)
             .into_par_iter()
@@ -384,6 +504,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
 
 /// Input gradient `[N, c_in, T, H, W]` of `y = conv(x, w)` for `dy`.
 pub fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let g = &g.folded();
     let (taps, frame) = (g.taps(), g.frame());
     assert_eq!(w.len(), g.c_out * taps, "conv weight length");
     assert_eq!(
@@ -398,6 +519,21 @@ pub fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
     };
     let sample = |n: usize, dx: &mut [f32], col: &mut Vec<f32>, parallel: bool| {
         for t_out in 0..g.output[0] {
+            if g.spatially_pointwise() {
+                // dX(t_in) += W[:, :, a]ᵀ · dY(t_out); `dx` starts at zero.
+                for (a, t_in) in g.temporal_taps(t_out) {
+                    let dst = Dst {
+                        data: &mut dx[t_in * frame..],
+                        row_stride: g.input.iter().product(),
+                        col_stride: 1,
+                        accumulate: true,
+                    };
+                    let w_a = g.weight_tap(w, a).transposed();
+                    let shape = (g.c_in, frame, g.c_out);
+                    matmul_into(dst, w_a, dy_frame(dy, g, n, t_out), shape, parallel);
+                }
+                continue;
+            }
             matmul(
                 col,
                 false,
@@ -415,11 +551,11 @@ pub fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
     }
     if over_samples(g) {
         dx.par_chunks_mut(g.input_len()).enumerate().for_each_init(
-            || vec![0.0f32; taps * frame],
+            || vec![0.0f32; g.scratch()],
             |col, (n, dx_n)| sample(n, dx_n, col, false),
         );
     } else {
-        let mut col = vec![0.0f32; taps * frame];
+        let mut col = vec![0.0f32; g.scratch()];
         for (n, dx_n) in dx.chunks_mut(g.input_len()).enumerate() {
             sample(n, dx_n, &mut col, true);
         }
@@ -524,9 +660,11 @@ mod tests {
 
     /// Input, weight, stride, padding, dilation of each checked geometry: 3×3×3 stride 1 (a
     /// block's second conv), a strided stage entry, the 1×1×1 strided downsample, the
-    /// 3×7×7 stem, a (2+1)D spatial and temporal factor, a temporally dilated conv.
+    /// 3×7×7 stem, a (2+1)D spatial and temporal factor, a temporally dilated conv; then the
+    /// pointwise paths: a 1×1×1 stride-1 conv (one GEMM per sample), a temporally strided and
+    /// dilated 3×1×1 conv, a 1×1×1 conv strided in time only.
     #[allow(clippy::type_complexity)]
-    const CASES: [([usize; 5], [usize; 5], [usize; 3], [usize; 3], [usize; 3]); 7] = [
+    const CASES: [([usize; 5], [usize; 5], [usize; 3], [usize; 3], [usize; 3]); 10] = [
         (
             [2, 3, 4, 5, 6],
             [4, 3, 3, 3, 3],
@@ -575,6 +713,27 @@ mod tests {
             [1, 1, 1],
             [2, 1, 1],
             [2, 1, 1],
+        ),
+        (
+            [3, 3, 5, 3, 4],
+            [4, 3, 1, 1, 1],
+            [1, 1, 1],
+            [0, 0, 0],
+            [1, 1, 1],
+        ),
+        (
+            [1, 2, 7, 3, 3],
+            [3, 2, 3, 1, 1],
+            [2, 1, 1],
+            [1, 0, 0],
+            [2, 1, 1],
+        ),
+        (
+            [2, 3, 5, 2, 3],
+            [2, 3, 1, 1, 1],
+            [2, 1, 1],
+            [0, 0, 0],
+            [1, 1, 1],
         ),
     ];
 
