@@ -14,14 +14,15 @@ Modes (each prints one line ending in `median_s <seconds>`, median after warm-up
   train            forward + cross-entropy + backward + Adam; `--batch` clips.
   ssl-invariant    one self-supervised step of the invariant teacher, as SslTrainer::loss:
   ssl-distinctive  `--batch` videos x 10 clips (2 views x (1 sparse + 4 dense)) of
-                   `--frames` frames go through the backbone in ONE pass; features pooled to
-                   4 temporal slots; projection head on the sparse clips' slot mean (global),
-                   on their 4 slots (slices) and on the dense clips' slot mean; the teacher's
-                   NT-Xent-style loss (METHOD.md), backward, Adam.
+                   `--frames` frames, one backbone pass per clip and view (as the official
+                   release); features pooled to 4 temporal slots; projection head on each
+                   sparse clip's slot mean (global) and, one call per slot, on its 4 slots
+                   (slices), and on each dense clip's slot mean; the teacher's NT-Xent-style
+                   loss (docs/method.md), backward, Adam.
   student          one student step, as StudentTrainer: `--batch` labeled + `--batch` unlabeled
                    clips; two frozen teachers (eval mode, no grad) each run on the labeled and on
-                   the unlabeled clips separately; the student runs once on both halves
-                   concatenated; CE + 50 MSE(labeled) + 100 MSE(unlabeled) to the TSTR-weighted
+                   the unlabeled clips separately; the student runs on each half separately
+                   (as the official release); CE + 50 MSE(labeled) + 100 MSE(unlabeled) to the TSTR-weighted
                    teacher probabilities; backward and Adam on the student only.
 
 usage: pytorch_bench.py --mode train|forward|ssl-invariant|ssl-distinctive|student
@@ -297,22 +298,24 @@ def distinctive_loss(global_, slices, dense):
 
 
 def ssl_loss(model, clips, teacher):
-    """SslTrainer::loss: clips [B,10,3,T,H,W], view-major (view*5 + clip; clip 0 sparse)."""
-    b, n = clips.shape[:2]
-    slots = model.slots(clips.flatten(0, 1))  # one backbone pass over all 10B clips
-    _, f, s = slots.shape
-    slots = slots.reshape(b, n, f, s)
-    sparse = torch.cat([slots[:, v * SSL_CLIPS_PER_VIEW] for v in range(SSL_VIEWS)], 0)  # [2B,F,4]
-    dense = torch.cat([slots[:, v * SSL_CLIPS_PER_VIEW + 1:(v + 1) * SSL_CLIPS_PER_VIEW] for v in range(SSL_VIEWS)], 0)
+    """SslTrainer::loss: clips [B,10,3,T,H,W], view-major (view*5 + clip; clip 0 sparse).
+
+    As the official release: one backbone pass per clip and view (B clips each), the head on
+    each sparse clip's slot mean and separately on each of its 4 slots, and on each dense
+    clip's slot mean (SslModel::embed_with_slices / SslModel::embed)."""
     head = model.head
-    global_ = head(sparse.mean(2))
-    d = global_.shape[1]
-    slices = head(sparse.transpose(1, 2).reshape(SSL_VIEWS * b * TEMPORAL_SLOTS, f)).reshape(SSL_VIEWS * b, TEMPORAL_SLOTS, d)
-    k = SSL_DENSE_CLIPS
-    dense = head(dense.reshape(SSL_VIEWS * b * k, f, s).mean(2)).reshape(SSL_VIEWS * b, k, d)
-    views = lambda t: (t[:b], t[b:])  # noqa: E731
+    global_, slices, dense = [], [], []
+    for v in range(SSL_VIEWS):
+        first = v * SSL_CLIPS_PER_VIEW
+        slots = model.slots(clips[:, first])  # [B,F,4]
+        global_.append(head(slots.mean(2)))
+        slices.append(torch.stack([head(slots[:, :, t]) for t in range(TEMPORAL_SLOTS)], 1))
+        dense.append(torch.stack([
+            head(model.slots(clips[:, first + k]).mean(2))
+            for k in range(1, SSL_CLIPS_PER_VIEW)
+        ], 1))
     loss = invariant_loss if teacher == "invariant" else distinctive_loss
-    return loss(views(global_), views(slices), views(dense))
+    return loss(tuple(global_), tuple(slices), tuple(dense))
 
 
 def student_loss(student, teachers, x_l, y, x_u, w_l, w_u):
@@ -325,8 +328,8 @@ def student_loss(student, teachers, x_l, y, x_u, w_l, w_u):
             return p_i * w + p_d * (1.0 - w)
 
         t_l, t_u = target(x_l, w_l), target(x_u, w_u)
-    logits = student(torch.cat([x_l, x_u], 0))
-    logits_l, logits_u = logits[: x_l.shape[0]], logits[x_l.shape[0]:]
+    # Two passes, as the official release (each batch normalised by its own statistics).
+    logits_l, logits_u = student(x_l), student(x_u)
     w_s, w_lab, w_unl = STUDENT_WEIGHTS
     ce = F.cross_entropy(logits_l, y)
     mse_l = (torch.softmax(logits_l, 1) - t_l).pow(2).mean()

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use burn::module::AutodiffModule;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
 use burn::tensor::{Distribution, Int, Tensor};
@@ -126,7 +126,7 @@ impl BackendTask for ModelBench {
             }
             BenchMode::Train => {
                 let mut model = classifier();
-                let mut optim = AdamConfig::new().init::<B, VideoClassifier<B>>();
+                let mut optim = crate::optim::adam(0.0).init::<B, VideoClassifier<B>>();
                 for i in 0..total {
                     let (x, y) = (clips(shape), labels());
                     let start = Instant::now();
@@ -146,7 +146,7 @@ impl BackendTask for ModelBench {
                         tau: BENCH_TAU,
                     },
                 };
-                let mut optim = AdamConfig::new().init::<B, SslTrainer<B>>();
+                let mut optim = crate::optim::adam(0.0).init::<B, SslTrainer<B>>();
                 let video = [SSL_CLIPS, 3, self.frames, self.size, self.size];
                 for i in 0..total {
                     let batch = ClipTensors {
@@ -179,7 +179,7 @@ impl BackendTask for ModelBench {
                         distill: Default::default(),
                     },
                 };
-                let mut optim = AdamConfig::new().init::<B, StudentTrainer<B>>();
+                let mut optim = crate::optim::adam(0.0).init::<B, StudentTrainer<B>>();
                 let one_clip = |x: Tensor<B, 5>, labels| ClipTensors {
                     clips: x.unsqueeze_dim(1),
                     labels,

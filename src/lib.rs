@@ -1,5 +1,5 @@
 //! timebalance — semi-supervised video action recognition with TimeBalance (CVPR 2023),
-//! on Burn. See `README.md` and METHOD.md for the method.
+//! on Burn. See `README.md` and docs/method.md for the method.
 
 pub mod bench;
 pub mod checkpoint;
@@ -11,6 +11,7 @@ pub mod device;
 pub mod loss;
 pub mod model;
 pub mod ops;
+pub mod optim;
 #[cfg(feature = "video")]
 pub mod pipeline;
 pub mod smoke;

@@ -3,7 +3,7 @@
 //! command until the full pipeline exists.
 
 use anyhow::{Result, ensure};
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, ElementConversion, Int, Tensor, TensorData};
 
@@ -36,7 +36,7 @@ impl BackendTask for SmokeRun {
             SMOKE_CLASSES,
             &device,
         );
-        let mut optim = AdamConfig::new().init::<B, VideoClassifier<B>>();
+        let mut optim = crate::optim::adam(0.0).init::<B, VideoClassifier<B>>();
         let x = Tensor::<B, 5>::random(SMOKE_SHAPE, Distribution::Default, &device);
         let labels: Vec<i64> = (0..SMOKE_SHAPE[0] as i64)
             .map(|i| i % SMOKE_CLASSES as i64)

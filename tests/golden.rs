@@ -3,6 +3,11 @@
 //! that feature is compiled (CI runs it on Mesa's software Vulkan driver).
 
 mod common;
+#[path = "parity/gradients.rs"]
+mod gradients;
+#[cfg(feature = "video")]
+#[path = "parity/trajectory.rs"]
+mod trajectory;
 
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
@@ -11,8 +16,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 use common::*;
 use serde_json::Value;
 use timebalance::loss::{
-    DistillKind, SslEmbeddings, StudentWeights, distinctive_loss, global_local, invariant_loss,
-    local_local, nt_xent, student_loss,
+    DistillKind, SslEmbeddings, StudentWeights, distill, distinctive_loss, global_local,
+    invariant_loss, local_local, nt_xent, student_loss,
 };
 use timebalance::model::import::{HeadPolicy, KeyLayout, load_pytorch_weights};
 use timebalance::model::{Arch, BackboneConfig, VideoClassifier};
@@ -189,7 +194,25 @@ fn check_student<B: Backend>(device: &B::Device) {
         LOSS_RTOL,
         "student total",
     );
+    // The KL option against PyTorch's `F.kl_div(log_softmax(logits), p, reduction='mean')`
+    // on the same golden inputs (float64; the official release's reduction, over N·C).
+    for (logits, target, expected) in [
+        ("logits_labeled", "p_teacher_labeled", KL_MEAN_LABELED),
+        ("logits_unlabeled", "p_teacher_unlabeled", KL_MEAN_UNLABELED),
+    ] {
+        let kl = distill::<B>(
+            tensor(&c[logits], device),
+            tensor(&c[target], device),
+            DistillKind::Kl,
+        );
+        assert_rel_close(scalar(kl), expected, LOSS_RTOL, "student KL (mean)");
+    }
 }
+
+/// `F.kl_div(F.log_softmax(l, 1), p, reduction='mean')` in float64 (PyTorch 2.x) on the
+/// golden student case's labeled and unlabeled inputs.
+const KL_MEAN_LABELED: f64 = 0.112_796_208_789_749_87;
+const KL_MEAN_UNLABELED: f64 = 0.094_338_111_085_984_68;
 
 fn check_model<B: AutodiffBackend>(device: &B::Device, name: &str, arch: Arch) {
     let reference = read_json(&format!("{name}.json"));

@@ -1,4 +1,4 @@
-//! Contrastive losses of the self-supervised stage (METHOD.md, Stage 1), batched.
+//! Contrastive losses of the self-supervised stage (docs/method.md, Stage 1), batched.
 //!
 //! All inputs are unit-norm embeddings, so dot products are cosine similarities.
 

@@ -1,4 +1,4 @@
-//! The student's semi-supervised objective (METHOD.md, Stage 4).
+//! The student's semi-supervised objective (docs/method.md, Stage 4).
 
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::Backend;
@@ -15,11 +15,12 @@ pub enum DistillKind {
     /// Mean squared error between probabilities, averaged over batch × classes.
     #[default]
     Mse,
-    /// KL(p_teacher ‖ p_student), averaged over the batch.
+    /// KL(p_teacher ‖ p_student) terms averaged over batch × classes (the release's
+    /// `reduction='mean'`).
     Kl,
 }
 
-/// `w_s`, `w_l`, `w_u` of METHOD.md.
+/// `w_s`, `w_l`, `w_u` of docs/method.md.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StudentWeights {
@@ -62,12 +63,11 @@ pub fn distill<B: Backend>(
 ) -> Tensor<B, 1> {
     match kind {
         DistillKind::Mse => (softmax(logits, 1) - target).powi_scalar(2).mean(),
+        // Averaged over batch × classes, as the release's `KLDivLoss(reduction='mean')`
+        // (not PyTorch's `batchmean`, the true KL per sample): its weight w_u was tuned so.
         DistillKind::Kl => {
-            let n = target.dims()[0];
             let log_target = target.clone().clamp_min(LOG_EPS).log();
-            (target * (log_target - log_softmax(logits, 1)))
-                .sum()
-                .div_scalar(n as f64)
+            (target * (log_target - log_softmax(logits, 1))).mean()
         }
     }
 }

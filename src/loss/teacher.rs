@@ -1,4 +1,4 @@
-//! The two teachers' self-supervised objectives (METHOD.md, Stage 1).
+//! The two teachers' self-supervised objectives (docs/method.md, Stage 1).
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -9,7 +9,7 @@ use super::contrastive::{global_local, local_local, nt_xent, nt_xent_grouped};
 pub const VIEWS: usize = 2;
 /// Number of dense clips (and of slices of the sparse clip).
 pub const DENSE_CLIPS: usize = 4;
-/// METHOD.md: the dense-clip term of the invariant loss is weighted ¼.
+/// docs/method.md: the dense-clip term of the invariant loss is weighted ¼.
 const INVARIANT_DENSE_WEIGHT: f64 = 0.25;
 
 /// Embeddings of one self-supervised batch of B videos.

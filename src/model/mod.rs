@@ -14,7 +14,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::adaptive_avg_pool1d;
 use serde::{Deserialize, Serialize};
 
-use burn::nn::Linear;
+use burn::nn::{Dropout, DropoutConfig, Linear};
 pub use heads::{ClassifierConfig, ProjectionHead, ProjectionHeadConfig};
 use slow::{BOTTLENECK_EXPANSION, SlowResNet};
 use video_resnet::VideoResNet;
@@ -22,12 +22,14 @@ use video_resnet::VideoResNet;
 /// PyTorch's batch-norm defaults (torchvision and PyTorchVideo use them).
 pub const BATCH_NORM_EPS: f64 = 1e-5;
 pub const BATCH_NORM_MOMENTUM: f64 = 0.1;
-/// METHOD.md: backbone features are pooled to 4 temporal slots.
+/// docs/method.md: backbone features are pooled to 4 temporal slots.
 pub const TEMPORAL_SLOTS: usize = 4;
 /// The real models' base width; smaller widths are for tests and quick runs.
 pub const FULL_WIDTH: usize = 64;
 /// Channel multiplier of the last stage of an "-18" network relative to its base width.
 const RESNET18_FEATURE_MULTIPLIER: usize = 8;
+/// PyTorchVideo's head dropout (`pytorchvideo/models/head.py`, `dropout_rate = 0.5`).
+const SLOW_HEAD_DROPOUT: f64 = 0.5;
 /// Inner-width multiplier of res5 of the slow pathway relative to its base width.
 const SLOW_RES5_INNER_MULTIPLIER: usize = 8;
 
@@ -66,7 +68,17 @@ impl Arch {
         }
     }
 
-    /// METHOD.md's hidden width F' of the projection head: 512 for R3D-18 (= F),
+    /// Dropout before the classifier: PyTorchVideo's `create_res_basic_head` default (0.5)
+    /// for `slow_r50`, whose head the official release keeps; torchvision's video ResNets
+    /// have none.
+    pub fn default_dropout(self) -> f64 {
+        match self {
+            Arch::SlowR50 => SLOW_HEAD_DROPOUT,
+            _ => 0.0,
+        }
+    }
+
+    /// docs/method.md's hidden width F' of the projection head: 512 for R3D-18 (= F),
     /// 128 for R3D-50 (scaled with the base width).
     pub fn projection_hidden(self, width: usize) -> usize {
         match self {
@@ -140,24 +152,38 @@ impl<B: Backend> Backbone<B> {
     }
 }
 
-/// Backbone + linear classifier: fine-tuned teachers, the student, the baseline.
+/// Backbone + (dropout) + linear classifier: fine-tuned teachers, the student, the baseline.
 #[derive(Module, Debug)]
 pub struct VideoClassifier<B: Backend> {
     pub backbone: Backbone<B>,
+    /// Before the classifier, active only while training (Burn's `Dropout` is the identity
+    /// on a backend without autodiff): PyTorchVideo's `slow_r50` head keeps p = 0.5.
+    pub dropout: Dropout,
     pub fc: Linear<B>,
 }
 
 impl<B: Backend> VideoClassifier<B> {
+    /// A classifier with the architecture's usual dropout ([`Arch::default_dropout`]).
     pub fn new(backbone: BackboneConfig, num_classes: usize, device: &B::Device) -> Self {
         Self {
             backbone: backbone.init(device),
+            dropout: DropoutConfig::new(backbone.arch.default_dropout()).init(),
             fc: ClassifierConfig::new(backbone.feature_dim(), num_classes).init(device),
+        }
+    }
+
+    /// The same classifier with dropout probability `prob` before its linear layer.
+    pub fn with_dropout(self, prob: f64) -> Self {
+        Self {
+            dropout: DropoutConfig::new(prob).init(),
+            ..self
         }
     }
 
     /// Logits `[B, classes]`.
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 2> {
-        self.fc.forward(self.backbone.features(x).pooled)
+        let pooled = self.backbone.features(x).pooled;
+        self.fc.forward(self.dropout.forward(pooled))
     }
 }
 
@@ -200,18 +226,22 @@ impl<B: Backend> SslModel<B> {
         let slots = self.backbone.features(x).slots;
         let [b, f, s] = slots.dims();
         let global = self.head.forward(slot_mean(slots.clone()));
-        // All slots in one batch through the head (its batch-norm sees B·4 rows).
-        let per_slot = slots.swap_dims(1, 2).reshape([b * s, f]);
-        let slices = self.head.forward(per_slot);
-        let d = slices.dims()[1];
+        // One head call per slot, as the official release: in training, the head's batch
+        // norm normalises each slot over the B clips, never slots of one clip together.
+        let slices = (0..s)
+            .map(|t| {
+                self.head
+                    .forward(slots.clone().narrow(2, t, 1).reshape([b, f]))
+            })
+            .collect();
         Embeddings {
             global,
-            slices: slices.reshape([b, s, d]),
+            slices: Tensor::stack(slices, 1),
         }
     }
 }
 
-/// METHOD.md: "for a dense clip, average the 4 slots".
+/// docs/method.md: "for a dense clip, average the 4 slots".
 fn slot_mean<B: Backend>(slots: Tensor<B, 3>) -> Tensor<B, 2> {
     let [b, f, _] = slots.dims();
     slots.mean_dim(2).reshape([b, f])

@@ -15,7 +15,7 @@ use crate::loss::{
     DistillKind, SslEmbeddings, StudentWeights, TeacherLoss, cross_entropy, distinctive_loss,
     invariant_loss, student_loss,
 };
-use crate::model::{SslModel, TEMPORAL_SLOTS, VideoClassifier};
+use crate::model::{SslModel, VideoClassifier};
 use crate::tstr::teacher_target;
 
 /// Which self-supervised objective a teacher learns.
@@ -63,64 +63,31 @@ pub struct SslTrainer<B: Backend> {
 }
 
 impl<B: Backend> SslTrainer<B> {
-    /// One backbone pass over all ten clips of every video, then the head on the sparse
-    /// clips (global + 4 slices) and on the dense clips (slot mean), and the teacher's loss.
+    /// The official release's forward passes: one backbone pass per clip and view (so
+    /// positives never share batch-norm statistics), the projection head on each sparse
+    /// clip's slot mean and, separately, on each of its slots
+    /// ([`SslModel::embed_with_slices`]), and on each dense clip's slot mean
+    /// ([`SslModel::embed`]) — the functions the golden tests check — then the teacher's loss.
     pub fn loss(&self, batch: &ClipTensors<B>) -> TeacherLoss<B> {
-        let [b, n, ..] = batch.clips.dims();
+        let n = batch.clips.dims()[1];
         assert_eq!(
             n, SSL_CLIPS,
             "self-supervised batches hold {SSL_CLIPS} clips per video"
         );
-        let slots = self.model.backbone.features(batch.flattened()).slots;
-        let [_, f, s] = slots.dims();
-        let slots = slots.reshape([b, n, f, s]);
-        let sparse = Tensor::cat(
-            (0..SSL_VIEWS)
-                .map(|v| {
-                    let first = v * SSL_CLIPS_PER_VIEW;
-                    slots
-                        .clone()
-                        .slice([0..b, first..first + 1])
-                        .reshape([b, f, s])
-                })
-                .collect(),
-            0,
-        );
-        let dense = Tensor::cat(
-            (0..SSL_VIEWS)
-                .map(|v| {
-                    let first = v * SSL_CLIPS_PER_VIEW + 1;
-                    slots
-                        .clone()
-                        .slice([0..b, first..first + SSL_CLIPS_PER_VIEW - 1])
-                })
-                .collect(),
-            0,
-        );
-        let head = &self.model.head;
-        let global = head.forward(sparse.clone().mean_dim(2).reshape([SSL_VIEWS * b, f]));
-        let d = global.dims()[1];
-        let slices = head
-            .forward(
-                sparse
-                    .swap_dims(1, 2)
-                    .reshape([SSL_VIEWS * b * TEMPORAL_SLOTS, f]),
-            )
-            .reshape([SSL_VIEWS * b, TEMPORAL_SLOTS, d]);
-        let dense_clips = SSL_CLIPS_PER_VIEW - 1;
-        let dense = head
-            .forward(
-                dense
-                    .reshape([SSL_VIEWS * b * dense_clips, f, s])
-                    .mean_dim(2)
-                    .reshape([SSL_VIEWS * b * dense_clips, f]),
-            )
-            .reshape([SSL_VIEWS * b, dense_clips, d]);
-        let view = |t: &Tensor<B, 3>, v: usize| t.clone().narrow(0, v * b, b);
+        let model = &self.model;
+        let views: [_; SSL_VIEWS] = std::array::from_fn(|v| {
+            let first = v * SSL_CLIPS_PER_VIEW;
+            let sparse = model.embed_with_slices(batch.clip(first));
+            let dense: Vec<Tensor<B, 2>> = (first + 1..first + SSL_CLIPS_PER_VIEW)
+                .map(|k| model.embed(batch.clip(k)))
+                .collect();
+            (sparse, Tensor::stack::<3>(dense, 1))
+        });
+        let [(s0, d0), (s1, d1)] = views;
         let embeddings = SslEmbeddings {
-            sparse_global: [global.clone().narrow(0, 0, b), global.narrow(0, b, b)],
-            sparse_slices: [view(&slices, 0), view(&slices, 1)],
-            dense: [view(&dense, 0), view(&dense, 1)],
+            sparse_global: [s0.global, s1.global],
+            sparse_slices: [s0.slices, s1.slices],
+            dense: [d0, d1],
         };
         match self.objective.teacher {
             TeacherKind::Invariant => invariant_loss(&embeddings, self.objective.tau),
@@ -259,9 +226,9 @@ fn student_output<B: Backend>(
         .expect("the labeled batch holds labels");
     let b_l = x_l.dims()[0];
     let b_u = x_u.dims()[0];
-    let logits = student.forward(Tensor::cat(vec![x_l, x_u], 0));
-    let logits_l = logits.clone().narrow(0, 0, b_l);
-    let logits_u = logits.narrow(0, b_l, b_u);
+    // Two passes, as the official release: each batch normalised by its own statistics.
+    let logits_l = student.forward(x_l);
+    let logits_u = student.forward(x_u);
     let loss = student_loss(
         logits_l.clone(),
         labels.clone(),
