@@ -170,12 +170,15 @@ pub fn backward(
         })
         .unzip();
     let count = shape.per_channel().max(1) as f32;
-    let coefficients: Vec<(f32, f32, f32)> = (0..shape.channels)
+    // dx = k1·dy + k2·(x − mean) + k3. The centred form matters: folding −k2·mean into k3
+    // cancels catastrophically in float32 when a channel's mean is large against its spread
+    // (a stem convolution of [0, 1] pixels), which showed as 1e-4 relative gradient noise.
+    let coefficients: Vec<(f32, f32, f32, f32)> = (0..shape.channels)
         .map(|c| {
             let k1 = gamma[c] * inv_std[c];
             let k2 = -k1 * inv_std[c] * dgamma[c] / count;
-            let k3 = -k1 * dbeta[c] / count - k2 * mean[c];
-            (k1, k2, k3)
+            let k3 = -k1 * dbeta[c] / count;
+            (k1, k2, k3, mean[c])
         })
         .collect();
     let mut dx = vec![0.0f32; x.len()];
@@ -184,9 +187,9 @@ pub fn backward(
             .zip(x.par_chunks(shape.inner).zip(dy.par_chunks(shape.inner)))
             .enumerate()
             .for_each(|(row, (out, (xr, dr)))| {
-                let (k1, k2, k3) = coefficients[row % shape.channels];
+                let (k1, k2, k3, m) = coefficients[row % shape.channels];
                 for ((o, &v), &g) in out.iter_mut().zip(xr).zip(dr) {
-                    *o = k1 * g + k2 * v + k3;
+                    *o = k1 * g + k2 * (v - m) + k3;
                 }
             });
     }
