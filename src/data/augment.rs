@@ -6,18 +6,33 @@
 //! pure function of the frames and the parameters, so the same seed gives a
 //! bit-identical clip.
 //!
+//! References of the form `dl_ssl.py:N` are lines of the official TimeBalance
+//! release (`DAVEISHAN/TimeBalance` @ 2efb8cb, `dataloaders/dl_ssl.py` and
+//! `dataloaders/dl_semisup_2clips.py`).
+//!
 //! # Pipeline (per frame, in this order)
 //!
-//! 1. **Crop + resize**: a *square* source window (`side × side` at
-//!    `left, top`) is resized to `S × S` with fast_image_resize's bilinear
+//! 1. **Crop + resize**: a source window (`width × height` at `left, top`,
+//!    a [`CropBox`]) is resized to `S × S` with fast_image_resize's bilinear
 //!    convolution (anti-aliased when downscaling, like PIL / torchvision with
-//!    `antialias=True`). A square window keeps the aspect ratio without
-//!    padding: training draws `side = scale · min(w, h)` with `scale` uniform
-//!    in the configured range and a uniform position; evaluation uses
-//!    `side = fraction · min(w, h)` at the centre (or start/centre/end along
-//!    the longer side for 3-crop testing).
+//!    `antialias=True`). The window policies ([`CropPolicy`]):
+//!    * `RandomScaled(r)`: `f` uniform in `r`, window `f·W × f·H` (the
+//!      source's aspect ratio) at a uniform position, *squashed* to the square
+//!      by the resize. This is the release's `resized_crop` for
+//!      self-supervision (`dl_ssl.py:134,136-137,238`, `f ~ U(0.5, 1)`) and
+//!      fine-tuning (`dl_semisup_2clips.py:172,242`, `f ~ U(0.4, 1)`).
+//!    * `CenterScaled(f)`: the centred `f·W × f·H` window, the release's
+//!      evaluation crop (`dl_semisup_2clips.py:460,463`, `f = 0.8`); `f = 1`
+//!      is the whole frame.
+//!    * `RandomSquare(r)` / `Center(f)`: a square of side `f · min(W, H)`
+//!      (random position / centred), as TCLR's square crop (`TCLR:
+//!      dl_tclr.py:129,229`). 3-crop evaluation uses such squares at the
+//!      start, centre and end of the longer side.
 //! 2. **Horizontal flip** (switchable per dataset, because it swaps the
-//!    meaning of left/right classes).
+//!    meaning of left/right classes). The release flips after the colour
+//!    operations (`dl_ssl.py:261-262`); every colour operation here is per
+//!    pixel or uses a mirror-invariant frame mean, so the order does not
+//!    change the result.
 //! 3. **Colour jitter**, fixed order brightness → contrast → saturation → hue,
 //!    each component applied independently with probability `jitter_prob`
 //!    (torchvision formulas, `x` in `[0, 1]`, results clamped to `[0, 1]`):
@@ -26,8 +41,18 @@
 //!    * saturation `f`: `x' = f·x + (1-f)·Y`, `Y` = luma of the pixel
 //!    * hue `δ` (in turns): RGB → HSV, `h' = (h + δ) mod 1`, HSV → RGB.
 //! 4. **Grayscale**: every channel set to the ITU-R BT.601 luma
-//!    `Y = 0.299 R + 0.587 G + 0.114 B`.
-//! 5. **Random erase**: one box per clip, sides drawn as fractions of the
+//!    `Y = 0.299 R + 0.587 G + 0.114 B` (`dl_ssl.py:251-252`, p = 0.175).
+//! 5. **Gamma**, sampled only together with grayscale (conditional
+//!    probability `gamma_prob`, 0.75 for self-supervision): torchvision's
+//!    `adjust_gamma` with gain 1, `x' = x^g` clamped to `[0, 1]`, with
+//!    `g ~ U(0.75, 1.25)` (`dl_ssl.py:143,253-255`).
+//! 6. **Channel drop**: one channel of R, G, B set to 0 in every frame
+//!    (`dl_ssl.py:149,256-259`, p = 0.125). Grayscale and channel drop are
+//!    exclusive: one uniform draw `u` per clip gives grayscale when
+//!    `u < grayscale_prob`, otherwise a channel drop when
+//!    `u < grayscale_prob + channel_drop_prob` (the release's single `r4`
+//!    decides both).
+//! 7. **Random erase**: one box per clip, sides drawn as fractions of the
 //!    output side (default `1/6 … 1/3`), filled with a constant (default 0,
 //!    torchvision's default) or uniform `[0, 1)` noise that is the same in
 //!    every frame.
@@ -53,9 +78,12 @@ const HUE_SECTORS: f32 = 6.0;
 
 /// Default probability of a horizontal flip.
 pub const DEFAULT_HFLIP_PROB: f32 = 0.5;
-/// Self-supervised crop side range (fraction of the shorter side).
+/// Self-supervised crop range: the fraction `f` of each frame side
+/// (`f·W × f·H`; release `cropping_fac` 0.5, `dl_ssl.py:134`).
 pub const SSL_CROP_SCALE: UniformRange = UniformRange { min: 0.5, max: 1.0 };
-/// Fine-tuning crop side range (fraction of the shorter side).
+/// Fine-tuning crop range: the fraction `f` of each frame side
+/// (`f·W × f·H`; release `min_crop_factor_training` 0.4,
+/// `dl_semisup_2clips.py:172`).
 pub const FINETUNE_CROP_SCALE: UniformRange = UniformRange { min: 0.4, max: 1.0 };
 /// Self-supervised brightness / contrast / saturation factor range.
 pub const SSL_JITTER_FACTOR: UniformRange = UniformRange {
@@ -66,8 +94,19 @@ pub const SSL_JITTER_FACTOR: UniformRange = UniformRange {
 pub const SSL_HUE_SHIFT: f32 = 0.1;
 /// Probability of each colour-jitter component.
 pub const DEFAULT_JITTER_PROB: f32 = 0.3;
-/// Self-supervised grayscale probability.
+/// Self-supervised grayscale probability (`dl_ssl.py:251`: `0.70 < r4 < 0.875`).
 pub const SSL_GRAYSCALE_PROB: f32 = 0.175;
+/// Self-supervised channel-drop probability, exclusive with grayscale
+/// (`dl_ssl.py:256`: `r4 >= 0.875`).
+pub const SSL_CHANNEL_DROP_PROB: f32 = 0.125;
+/// Self-supervised probability of a gamma adjustment given grayscale
+/// (`dl_ssl.py:253`).
+pub const SSL_GAMMA_PROB: f32 = 0.75;
+/// Self-supervised gamma range (`dl_ssl.py:143`).
+pub const SSL_GAMMA: UniformRange = UniformRange {
+    min: 0.75,
+    max: 1.25,
+};
 /// Self-supervised random-erase probability.
 pub const SSL_ERASE_PROB: f32 = 0.7;
 /// Erase-box side range as a fraction of the output side (`H/6 … H/3`).
@@ -81,8 +120,12 @@ pub const FINETUNE_JITTER_FACTOR: UniformRange = UniformRange { min: 0.9, max: 1
 pub const FINETUNE_HUE_SHIFT: f32 = 0.05;
 /// Fine-tuning random-erase probability (milder than self-supervision).
 pub const FINETUNE_ERASE_PROB: f32 = 0.25;
-/// Default evaluation crop: 0.8 of the shorter side.
+/// Default evaluation crop fraction: the centred `0.8·W × 0.8·H` window
+/// (`dl_semisup_2clips.py:460,463`); 3-crop testing uses squares of 0.8 of
+/// the shorter side.
 pub const DEFAULT_EVAL_CROP_FRACTION: f32 = 0.8;
+/// Crop fraction of the whole frame.
+const WHOLE_FRAME: f32 = 1.0;
 
 /// A closed interval `[min, max]` sampled uniformly.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -103,14 +146,21 @@ impl UniformRange {
     }
 }
 
-/// How the square crop window is chosen.
+/// How the crop window is chosen (it is always resized to the square output).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CropPolicy {
-    /// Side `scale · min(w, h)`, `scale` uniform in the range, uniform position.
+    /// Square of side `scale · min(w, h)`, `scale` uniform in the range,
+    /// uniform position.
     RandomSquare(UniformRange),
-    /// Side `fraction · min(w, h)`, centred (deterministic).
+    /// Square of side `fraction · min(w, h)`, centred (deterministic).
     Center(f32),
+    /// Window `f·w × f·h` (the source's aspect ratio, squashed by the resize),
+    /// `f` uniform in the range, uniform position: the release's crop.
+    RandomScaled(UniformRange),
+    /// Window `fraction·w × fraction·h`, centred (deterministic): the
+    /// release's evaluation crop; `1.0` is the whole frame.
+    CenterScaled(f32),
 }
 
 /// What an erased box is filled with.
@@ -145,6 +195,13 @@ pub struct AugmentConfig {
     pub hue: f32,
     /// Probability of converting the clip to grayscale.
     pub grayscale_prob: f32,
+    /// Probability, given grayscale, of a gamma adjustment.
+    pub gamma_prob: f32,
+    /// Gamma range (`x' = x^g`, torchvision `adjust_gamma` with gain 1).
+    pub gamma: UniformRange,
+    /// Probability of zeroing one random colour channel; exclusive with
+    /// grayscale (`grayscale_prob + channel_drop_prob <= 1`).
+    pub channel_drop_prob: f32,
     /// Probability of erasing one box.
     pub erase_prob: f32,
     /// Erase-box side range, as a fraction of the output side.
@@ -163,7 +220,7 @@ impl AugmentConfig {
     /// Strong augmentation for self-supervised pre-training.
     pub fn ssl() -> Self {
         Self {
-            crop: CropPolicy::RandomSquare(SSL_CROP_SCALE),
+            crop: CropPolicy::RandomScaled(SSL_CROP_SCALE),
             hflip: true,
             hflip_prob: DEFAULT_HFLIP_PROB,
             jitter_prob: DEFAULT_JITTER_PROB,
@@ -172,39 +229,55 @@ impl AugmentConfig {
             saturation: SSL_JITTER_FACTOR,
             hue: SSL_HUE_SHIFT,
             grayscale_prob: SSL_GRAYSCALE_PROB,
+            gamma_prob: SSL_GAMMA_PROB,
+            gamma: SSL_GAMMA,
+            channel_drop_prob: SSL_CHANNEL_DROP_PROB,
             erase_prob: SSL_ERASE_PROB,
             erase_side: ERASE_SIDE,
             erase_fill: EraseFill::Constant(0.0),
         }
     }
 
-    /// Mild augmentation for fine-tuning: wider crop range, flip, light
-    /// colour jitter, no grayscale, occasional erase.
+    /// Mild augmentation for fine-tuning: wider crop range (`f·W × f·H`),
+    /// flip, light colour jitter, no grayscale (hence no gamma), no channel
+    /// drop, occasional erase. (The release's fine-tuning loader also uses
+    /// grayscale p = 0.1 with gamma `U(0.85, 1.15)`,
+    /// `dl_semisup_2clips.py:255-258`; this recipe keeps grayscale off.)
     pub fn finetune() -> Self {
         Self {
-            crop: CropPolicy::RandomSquare(FINETUNE_CROP_SCALE),
+            crop: CropPolicy::RandomScaled(FINETUNE_CROP_SCALE),
             brightness: FINETUNE_JITTER_FACTOR,
             contrast: FINETUNE_JITTER_FACTOR,
             saturation: FINETUNE_JITTER_FACTOR,
             hue: FINETUNE_HUE_SHIFT,
             grayscale_prob: 0.0,
+            channel_drop_prob: 0.0,
             erase_prob: FINETUNE_ERASE_PROB,
             ..Self::ssl()
         }
     }
 
-    /// Deterministic evaluation: centre crop of `crop_fraction` of the shorter
-    /// side, nothing random.
+    /// Deterministic evaluation: the centred `crop_fraction·W ×
+    /// crop_fraction·H` window resized to the square, nothing random.
     pub fn eval(crop_fraction: f32) -> Self {
         Self {
-            crop: CropPolicy::Center(crop_fraction),
+            crop: CropPolicy::CenterScaled(crop_fraction),
             hflip: false,
             hflip_prob: 0.0,
             jitter_prob: 0.0,
             grayscale_prob: 0.0,
+            gamma_prob: 0.0,
+            channel_drop_prob: 0.0,
             erase_prob: 0.0,
             ..Self::ssl()
         }
+    }
+
+    /// No augmentation at all: the whole frame resized (squashed) to the
+    /// square, as a training recipe with augmentation switched off
+    /// (`data.augment = false`).
+    pub fn plain() -> Self {
+        Self::eval(WHOLE_FRAME)
     }
 
     /// Same settings with flips allowed or not.
@@ -218,6 +291,8 @@ impl AugmentConfig {
             ("hflip_prob", self.hflip_prob),
             ("jitter_prob", self.jitter_prob),
             ("grayscale_prob", self.grayscale_prob),
+            ("gamma_prob", self.gamma_prob),
+            ("channel_drop_prob", self.channel_drop_prob),
             ("erase_prob", self.erase_prob),
         ];
         for (field, p) in probs {
@@ -239,6 +314,14 @@ impl AugmentConfig {
                 "needs 0 <= min <= max",
             )?;
         }
+        check(
+            "channel_drop_prob",
+            self.grayscale_prob + self.channel_drop_prob <= 1.0,
+            "grayscale_prob + channel_drop_prob must be at most 1 (they are exclusive)",
+        )?;
+        let gamma_ok =
+            self.gamma.min > 0.0 && self.gamma.min <= self.gamma.max && self.gamma.max.is_finite();
+        check("gamma", gamma_ok, "needs 0 < min <= max < inf")?;
         let hue_ok = (0.0..=MAX_HUE_SHIFT).contains(&self.hue);
         check("hue", hue_ok, "must be in [0, 0.5] turns")?;
         check(
@@ -250,10 +333,10 @@ impl AugmentConfig {
             check("erase_fill", (0.0..=1.0).contains(&v), "must be in [0, 1]")?;
         }
         match self.crop {
-            CropPolicy::RandomSquare(r) => {
+            CropPolicy::RandomSquare(r) | CropPolicy::RandomScaled(r) => {
                 check("crop", unit_range(r), "needs 0 < min <= max <= 1")
             }
-            CropPolicy::Center(f) => {
+            CropPolicy::Center(f) | CropPolicy::CenterScaled(f) => {
                 check("crop", f > 0.0 && f <= 1.0, "fraction must be in (0, 1]")
             }
         }
@@ -276,22 +359,25 @@ fn check(field: &'static str, ok: bool, reason: &'static str) -> Result<(), Augm
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EvalCrops {
-    /// Centre crop only.
+    /// The centred `f·W × f·H` window only (the release's evaluation).
     One,
-    /// Start, centre and end of the longer side (left/centre/right for
-    /// landscape frames, top/centre/bottom for portrait ones).
+    /// Squares of side `f · min(W, H)` at the start, centre and end of the
+    /// longer side (left/centre/right for landscape frames,
+    /// top/centre/bottom for portrait ones).
     Three,
 }
 
-/// A square crop window in source pixels.
+/// A rectangular crop window in source pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CropSquare {
+pub struct CropBox {
     /// Left edge.
     pub left: u32,
     /// Top edge.
     pub top: u32,
-    /// Side length.
-    pub side: u32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
 }
 
 /// Colour-jitter factors; `None` = component not applied.
@@ -359,13 +445,19 @@ impl EraseBox {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClipAugment {
     /// Source crop window.
-    pub crop: CropSquare,
+    pub crop: CropBox,
     /// Mirror horizontally.
     pub hflip: bool,
     /// Colour jitter.
     pub jitter: ColorJitter,
     /// Convert to grayscale.
     pub grayscale: bool,
+    /// Gamma exponent `g` (`x' = x^g`), applied after grayscale; sampling
+    /// sets it only together with `grayscale`.
+    pub gamma: Option<f32>,
+    /// Colour channel (0 = R, 1 = G, 2 = B) set to 0 in every frame; never
+    /// sampled together with `grayscale`.
+    pub dropped_channel: Option<usize>,
     /// Random-erase box.
     pub erase: Option<EraseBox>,
 }
@@ -383,23 +475,32 @@ impl ClipAugment {
         let crop = match cfg.crop {
             CropPolicy::RandomSquare(scale) => random_square(src_w, src_h, scale, rng),
             CropPolicy::Center(fraction) => positioned_square(src_w, src_h, fraction, CENTRE),
+            CropPolicy::RandomScaled(scale) => random_scaled(src_w, src_h, scale, rng),
+            CropPolicy::CenterScaled(fraction) => centred_scaled(src_w, src_h, fraction),
         };
+        let hflip = cfg.hflip && rng.random_bool(f64::from(cfg.hflip_prob));
+        let jitter = sample_jitter(cfg, rng);
+        let (grayscale, gamma, dropped_channel) = sample_colour_mode(cfg, rng);
         Ok(Self {
             crop,
-            hflip: cfg.hflip && rng.random_bool(f64::from(cfg.hflip_prob)),
-            jitter: sample_jitter(cfg, rng),
-            grayscale: rng.random_bool(f64::from(cfg.grayscale_prob)),
+            hflip,
+            jitter,
+            grayscale,
+            gamma,
+            dropped_channel,
             erase: sample_erase(cfg, rng),
         })
     }
 
-    /// No augmentation: the largest centred square, nothing else.
+    /// No augmentation: the whole frame, nothing else.
     pub fn identity(src_w: u32, src_h: u32) -> Self {
-        Self::plain(positioned_square(src_w, src_h, 1.0, CENTRE))
+        Self::plain(centred_scaled(src_w, src_h, WHOLE_FRAME))
     }
 
-    /// Deterministic evaluation views: one centre crop, or three crops along
-    /// the longer side, each of `crop_fraction · min(w, h)`.
+    /// Deterministic evaluation views: the centred `crop_fraction·w ×
+    /// crop_fraction·h` window ([`EvalCrops::One`], the release's
+    /// evaluation), or three squares of side `crop_fraction · min(w, h)`
+    /// along the longer side ([`EvalCrops::Three`]).
     pub fn eval_views(
         crop_fraction: f32,
         src_w: u32,
@@ -408,22 +509,23 @@ impl ClipAugment {
     ) -> Result<Vec<Self>, AugmentError> {
         AugmentConfig::eval(crop_fraction).validate()?;
         check_source(src_w, src_h)?;
-        let positions: &[f32] = match crops {
-            EvalCrops::One => &[CENTRE],
-            EvalCrops::Three => &[0.0, CENTRE, 1.0],
-        };
-        Ok(positions
-            .iter()
-            .map(|&p| Self::plain(positioned_square(src_w, src_h, crop_fraction, p)))
-            .collect())
+        Ok(match crops {
+            EvalCrops::One => vec![Self::plain(centred_scaled(src_w, src_h, crop_fraction))],
+            EvalCrops::Three => [0.0, CENTRE, 1.0]
+                .iter()
+                .map(|&p| Self::plain(positioned_square(src_w, src_h, crop_fraction, p)))
+                .collect(),
+        })
     }
 
-    fn plain(crop: CropSquare) -> Self {
+    fn plain(crop: CropBox) -> Self {
         Self {
             crop,
             hflip: false,
             jitter: ColorJitter::default(),
             grayscale: false,
+            gamma: None,
+            dropped_channel: None,
             erase: None,
         }
     }
@@ -439,10 +541,35 @@ fn check_source(src_w: u32, src_h: u32) -> Result<(), AugmentError> {
     Ok(())
 }
 
+/// Length `fraction · len`, rounded, within `1 ..= len` (`len >= 1`).
+fn scaled_len(len: u32, fraction: f32) -> u32 {
+    ((fraction * len as f32).round() as u32).clamp(1, len)
+}
+
 /// Square side `fraction · min(w, h)`, rounded, at least one pixel.
 fn square_side(src_w: u32, src_h: u32, fraction: f32) -> u32 {
-    let short = src_w.min(src_h);
-    ((fraction * short as f32).round() as u32).clamp(1, short)
+    scaled_len(src_w.min(src_h), fraction)
+}
+
+/// Offset `t` (0 = start, 1 = end) along `room` free pixels, rounded.
+fn place(room: u32, t: f32) -> u32 {
+    (room as f32 * t).round() as u32
+}
+
+/// A `width × height` window at a uniformly random position (left, then top).
+fn random_position<R: Rng + ?Sized>(
+    src_w: u32,
+    src_h: u32,
+    width: u32,
+    height: u32,
+    rng: &mut R,
+) -> CropBox {
+    CropBox {
+        left: rng.random_range(0..=src_w - width),
+        top: rng.random_range(0..=src_h - height),
+        width,
+        height,
+    }
 }
 
 fn random_square<R: Rng + ?Sized>(
@@ -450,30 +577,74 @@ fn random_square<R: Rng + ?Sized>(
     src_h: u32,
     scale: UniformRange,
     rng: &mut R,
-) -> CropSquare {
+) -> CropBox {
     let side = square_side(src_w, src_h, scale.sample(rng));
-    CropSquare {
-        left: rng.random_range(0..=src_w - side),
-        top: rng.random_range(0..=src_h - side),
-        side,
+    random_position(src_w, src_h, side, side, rng)
+}
+
+/// The release's crop: one fraction `f` of both sides (`f·w × f·h`),
+/// uniform position.
+fn random_scaled<R: Rng + ?Sized>(
+    src_w: u32,
+    src_h: u32,
+    scale: UniformRange,
+    rng: &mut R,
+) -> CropBox {
+    let f = scale.sample(rng);
+    random_position(
+        src_w,
+        src_h,
+        scaled_len(src_w, f),
+        scaled_len(src_h, f),
+        rng,
+    )
+}
+
+/// The centred `fraction·w × fraction·h` window.
+fn centred_scaled(src_w: u32, src_h: u32, fraction: f32) -> CropBox {
+    let width = scaled_len(src_w, fraction);
+    let height = scaled_len(src_h, fraction);
+    CropBox {
+        left: place(src_w - width, CENTRE),
+        top: place(src_h - height, CENTRE),
+        width,
+        height,
     }
 }
 
 /// A square whose position along the longer side is `along` (0 = start,
 /// 1 = end of the free room); it is centred along the shorter side.
-fn positioned_square(src_w: u32, src_h: u32, fraction: f32, along: f32) -> CropSquare {
+fn positioned_square(src_w: u32, src_h: u32, fraction: f32, along: f32) -> CropBox {
     let side = square_side(src_w, src_h, fraction);
-    let place = |room: u32, t: f32| (room as f32 * t).round() as u32;
     let (tx, ty) = if src_w >= src_h {
         (along, CENTRE)
     } else {
         (CENTRE, along)
     };
-    CropSquare {
+    CropBox {
         left: place(src_w - side, tx),
         top: place(src_h - side, ty),
-        side,
+        width: side,
+        height: side,
     }
+}
+
+/// Grayscale (with its optional gamma) or channel drop, as the release draws
+/// them (`dl_ssl.py:143,149,251-259`): ONE uniform `u` decides grayscale
+/// (`u < grayscale_prob`) or else channel drop (`u < grayscale_prob +
+/// channel_drop_prob`), so the two never coincide. Gamma is drawn only with
+/// grayscale, the dropped channel only with a drop.
+fn sample_colour_mode<R: Rng + ?Sized>(
+    cfg: &AugmentConfig,
+    rng: &mut R,
+) -> (bool, Option<f32>, Option<usize>) {
+    let u: f32 = rng.random();
+    let grayscale = u < cfg.grayscale_prob;
+    let channel_drop = !grayscale && u < cfg.grayscale_prob + cfg.channel_drop_prob;
+    let gamma =
+        (grayscale && rng.random_bool(f64::from(cfg.gamma_prob))).then(|| cfg.gamma.sample(rng));
+    let dropped_channel = channel_drop.then(|| rng.random_range(0..CHANNELS));
+    (grayscale, gamma, dropped_channel)
 }
 
 /// Each component with probability `jitter_prob`, in a fixed draw order.
@@ -569,7 +740,7 @@ pub enum AugmentError {
     #[error("crop {crop:?} does not fit a {src_w}x{src_h} frame")]
     CropOutOfBounds {
         /// The window.
-        crop: CropSquare,
+        crop: CropBox,
         /// Source width.
         src_w: u32,
         /// Source height.
@@ -630,8 +801,8 @@ impl ClipRenderer {
             .crop(
                 f64::from(c.left),
                 f64::from(c.top),
-                f64::from(c.side),
-                f64::from(c.side),
+                f64::from(c.width),
+                f64::from(c.height),
             );
         let plane = self.out_size as usize * self.out_size as usize;
         let clip_plane = plane * frames.len();
@@ -665,12 +836,26 @@ impl ClipRenderer {
         }
         check_source(src_w, src_h)?;
         let c = params.crop;
-        let fits = |start: u32, limit: u32| start.checked_add(c.side).is_some_and(|e| e <= limit);
-        if c.side == 0 || !fits(c.left, src_w) || !fits(c.top, src_h) {
+        let fits = |start: u32, len: u32, limit: u32| {
+            len > 0 && start.checked_add(len).is_some_and(|e| e <= limit)
+        };
+        if !fits(c.left, c.width, src_w) || !fits(c.top, c.height, src_h) {
             return Err(AugmentError::CropOutOfBounds {
                 crop: c,
                 src_w,
                 src_h,
+            });
+        }
+        if params.dropped_channel.is_some_and(|ch| ch >= CHANNELS) {
+            return Err(AugmentError::InvalidConfig {
+                field: "dropped_channel",
+                reason: "must be a channel index 0, 1 or 2",
+            });
+        }
+        if params.gamma.is_some_and(|g| !valid_gamma(g)) {
+            return Err(AugmentError::InvalidConfig {
+                field: "gamma",
+                reason: "must be positive and finite",
             });
         }
         let expected = src_w as usize * src_h as usize * CHANNELS;
@@ -721,7 +906,8 @@ pub fn render_clip(
     ClipRenderer::new(out_size).render(frames, src_w, src_h, params, out)
 }
 
-/// Flip, jitter, grayscale and erase on one resized frame (row-major, `size²`).
+/// Flip → jitter → grayscale → gamma → channel drop → erase on one resized
+/// frame (row-major, `size²`); see the module docs.
 fn apply_pixel_ops(pixels: &mut [[f32; CHANNELS]], size: usize, params: &ClipAugment) {
     if params.hflip {
         pixels.chunks_exact_mut(size).for_each(<[_]>::reverse);
@@ -746,6 +932,12 @@ fn apply_pixel_ops(pixels: &mut [[f32; CHANNELS]], size: usize, params: &ClipAug
     if params.grayscale {
         map_pixels(pixels, |px| [luma(px); CHANNELS]);
     }
+    if let Some(g) = params.gamma {
+        map_pixels(pixels, |px| px.map(|v| adjust_gamma(v, g)));
+    }
+    if let Some(ch) = params.dropped_channel {
+        pixels.iter_mut().for_each(|px| px[ch] = 0.0);
+    }
     if let Some(erase) = params.erase {
         erase_box(pixels, size, erase);
     }
@@ -761,6 +953,16 @@ fn map_pixels(pixels: &mut [[f32; CHANNELS]], f: impl Fn([f32; CHANNELS]) -> [f3
 /// torchvision's `_blend`: `f·x + (1-f)·other`.
 fn blend(x: f32, other: f32, f: f32) -> f32 {
     f * x + (1.0 - f) * other
+}
+
+/// A usable gamma exponent: positive and finite.
+fn valid_gamma(g: f32) -> bool {
+    g > 0.0 && g.is_finite()
+}
+
+/// torchvision's `adjust_gamma` with gain 1: `x' = x^g` (the caller clamps).
+fn adjust_gamma(x: f32, g: f32) -> f32 {
+    x.powf(g)
 }
 
 /// ITU-R BT.601 luma.
@@ -895,10 +1097,11 @@ mod tests {
         let p = ClipAugment::identity(w, h);
         assert_eq!(
             p.crop,
-            CropSquare {
-                left: 5,
+            CropBox {
+                left: 0,
                 top: 0,
-                side: 30
+                width: 40,
+                height: 30
             }
         );
         let out = render(&frames, w, h, &p, s);
@@ -906,7 +1109,7 @@ mod tests {
         let mut dst = Image::new(s, s, PixelType::U8x3);
         let opts = ResizeOptions::new()
             .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-            .crop(5.0, 0.0, 30.0, 30.0);
+            .crop(0.0, 0.0, 40.0, 30.0);
         Resizer::new().resize(&src, &mut dst, &opts).unwrap();
         assert_frame_matches(&out, 1, s as usize, 0, dst.buffer());
     }
@@ -971,8 +1174,9 @@ mod tests {
         let mut erased = 0;
         for _ in 0..500 {
             let p = ClipAugment::sample(&cfg, 320, 240, &mut rng).unwrap();
-            assert!((120..=240).contains(&p.crop.side));
-            assert!(p.crop.left + p.crop.side <= 320 && p.crop.top + p.crop.side <= 240);
+            assert!((160..=320).contains(&p.crop.width), "{:?}", p.crop);
+            assert!((120..=240).contains(&p.crop.height), "{:?}", p.crop);
+            assert!(p.crop.left + p.crop.width <= 320 && p.crop.top + p.crop.height <= 240);
             if let Some(e) = p.erase {
                 erased += 1;
                 let b = e.to_pixels(112);
@@ -1014,22 +1218,222 @@ mod tests {
 
     #[test]
     fn eval_views_centre_and_three_crops() {
+        // One: the release's centred 0.8·W × 0.8·H window (aspect kept).
         let one = ClipAugment::eval_views(0.8, 320, 240, EvalCrops::One).unwrap();
+        assert_eq!(one.len(), 1);
         assert_eq!(
             one[0].crop,
-            CropSquare {
-                left: 64,
+            CropBox {
+                left: 32,
                 top: 24,
-                side: 192
+                width: 256,
+                height: 192
             }
         );
+        // Three: squares of 0.8 of the shorter side along the longer side.
         let three = ClipAugment::eval_views(0.8, 240, 320, EvalCrops::Three).unwrap();
         let tops: Vec<u32> = three.iter().map(|v| v.crop.top).collect();
         assert_eq!(tops, [0, 64, 128]);
         assert!(three.iter().all(|v| v.crop.left == 24));
+        assert!(
+            three
+                .iter()
+                .all(|v| v.crop.width == 192 && v.crop.height == 192)
+        );
+        let wide = ClipAugment::eval_views(0.8, 320, 240, EvalCrops::Three).unwrap();
+        let lefts: Vec<u32> = wide.iter().map(|v| v.crop.left).collect();
+        assert_eq!(lefts, [0, 64, 128]);
+        assert!(
+            wide.iter()
+                .all(|v| v.crop.top == 24 && v.crop.width == 192 && v.crop.height == 192)
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let sampled = ClipAugment::sample(&AugmentConfig::eval(0.8), 320, 240, &mut rng).unwrap();
         assert_eq!(sampled, one[0]);
+        // Plain and identity: the whole frame, nothing random.
+        let whole = CropBox {
+            left: 0,
+            top: 0,
+            width: 320,
+            height: 240,
+        };
+        let plain = ClipAugment::sample(&AugmentConfig::plain(), 320, 240, &mut rng).unwrap();
+        assert_eq!(plain, ClipAugment::identity(320, 240));
+        assert_eq!(plain.crop, whole);
+    }
+
+    #[test]
+    fn random_scaled_crops_keep_the_aspect_and_stay_inside() {
+        let (w, h) = (320u32, 240u32);
+        let cfg = AugmentConfig::ssl();
+        assert_eq!(cfg.crop, CropPolicy::RandomScaled(SSL_CROP_SCALE));
+        assert_eq!(
+            AugmentConfig::finetune().crop,
+            CropPolicy::RandomScaled(FINETUNE_CROP_SCALE)
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let (mut smallest, mut largest) = (f32::MAX, f32::MIN);
+        for _ in 0..500 {
+            let c = ClipAugment::sample(&cfg, w, h, &mut rng).unwrap().crop;
+            // 4:3 within one pixel of height: |3·width − 4·height| <= 4.
+            assert!(c.width * 3 >= c.height * 4 - 4, "{c:?} is not 4:3");
+            assert!(c.width * 3 <= c.height * 4 + 4, "{c:?} is not 4:3");
+            assert!(c.left + c.width <= w && c.top + c.height <= h, "{c:?}");
+            for (len, full) in [(c.width, w), (c.height, h)] {
+                let f = len as f32 / full as f32;
+                let slack = 0.5 / full as f32 + 1e-6;
+                assert!(
+                    f >= SSL_CROP_SCALE.min - slack && f <= SSL_CROP_SCALE.max + slack,
+                    "{c:?}: fraction {f}"
+                );
+                smallest = smallest.min(f);
+                largest = largest.max(f);
+            }
+        }
+        assert!(
+            smallest < 0.6 && largest > 0.9,
+            "fractions {smallest}..{largest}"
+        );
+        // The square policies still give squares.
+        let square = AugmentConfig {
+            crop: CropPolicy::RandomSquare(SSL_CROP_SCALE),
+            ..cfg
+        };
+        let c = ClipAugment::sample(&square, w, h, &mut rng).unwrap().crop;
+        assert_eq!(c.width, c.height);
+        assert!((120..=240).contains(&c.width) && c.left + c.width <= w && c.top + c.height <= h);
+        let centre = AugmentConfig {
+            crop: CropPolicy::Center(0.8),
+            ..AugmentConfig::eval(0.8)
+        };
+        let c = ClipAugment::sample(&centre, w, h, &mut rng).unwrap().crop;
+        assert_eq!(
+            c,
+            CropBox {
+                left: 64,
+                top: 24,
+                width: 192,
+                height: 192
+            }
+        );
+    }
+
+    #[test]
+    fn channel_drop_zeroes_one_channel_in_every_frame() {
+        let (w, h, s, t_len) = (16u32, 16u32, 8u32, 3u32);
+        let frames = clip(w, h, t_len);
+        let plain = ClipAugment::identity(w, h);
+        let reference = render(&frames, w, h, &plain, s);
+        // One channel block of `[3, T, S, S]` holds that channel of every frame.
+        let block = (t_len * s * s) as usize;
+        for dropped in 0..CHANNELS {
+            let p = ClipAugment {
+                dropped_channel: Some(dropped),
+                ..plain
+            };
+            let out = render(&frames, w, h, &p, s);
+            for c in 0..CHANNELS {
+                let (got, want) = (
+                    &out[c * block..(c + 1) * block],
+                    &reference[c * block..(c + 1) * block],
+                );
+                if c == dropped {
+                    assert!(got.iter().all(|&v| v == 0.0), "channel {c} not zeroed");
+                    assert!(
+                        want.iter().any(|&v| v > 0.0),
+                        "test frame has no channel {c}"
+                    );
+                } else {
+                    assert_eq!(got, want, "channel {c} changed by dropping {dropped}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gamma_raises_to_the_power() {
+        let cases: [(f32, f32, f32); 6] = [
+            (0.25, 0.5, 0.5),
+            (0.81, 0.5, 0.9),
+            (0.5, 2.0, 0.25),
+            (0.5, 1.25, 0.420_448_2),
+            (0.5, 0.75, 0.594_603_6),
+            (0.0, 1.25, 0.0),
+        ];
+        for (x, g, want) in cases {
+            let mut pixels = vec![[x; CHANNELS]];
+            let params = ClipAugment {
+                gamma: Some(g),
+                ..ClipAugment::identity(1, 1)
+            };
+            apply_pixel_ops(&mut pixels, 1, &params);
+            assert!(
+                pixels[0].iter().all(|v| (v - want).abs() < 1e-5),
+                "{x}^{g}: {:?}, want {want}",
+                pixels[0]
+            );
+        }
+        // After grayscale, gamma acts on the luma.
+        let px = [0.2, 0.4, 0.6];
+        let mut pixels = vec![px];
+        let params = ClipAugment {
+            grayscale: true,
+            gamma: Some(2.0),
+            ..ClipAugment::identity(1, 1)
+        };
+        apply_pixel_ops(&mut pixels, 1, &params);
+        let want = luma(px) * luma(px);
+        assert!(pixels[0].iter().all(|v| (v - want).abs() < 1e-6));
+    }
+
+    #[test]
+    fn grayscale_gamma_and_channel_drop_follow_the_release() {
+        const DRAWS: usize = 2000;
+        const RATE_SLACK: f32 = 0.05;
+        let cfg = AugmentConfig::ssl();
+        let mut rng = ChaCha8Rng::seed_from_u64(17);
+        let (mut gray, mut dropped, mut gamma) = (0usize, 0usize, 0usize);
+        let mut seen = [false; CHANNELS];
+        for _ in 0..DRAWS {
+            let p = ClipAugment::sample(&cfg, 320, 240, &mut rng).unwrap();
+            assert!(
+                !(p.grayscale && p.dropped_channel.is_some()),
+                "grayscale and channel drop together"
+            );
+            if let Some(g) = p.gamma {
+                assert!(p.grayscale, "gamma without grayscale");
+                assert!((SSL_GAMMA.min..=SSL_GAMMA.max).contains(&g), "gamma {g}");
+                gamma += 1;
+            }
+            if let Some(c) = p.dropped_channel {
+                seen[c] = true;
+                dropped += 1;
+            }
+            gray += usize::from(p.grayscale);
+        }
+        let rate = |n: usize| n as f32 / DRAWS as f32;
+        let near = |n: usize, p: f32| (rate(n) - p).abs() <= RATE_SLACK;
+        assert!(near(gray, SSL_GRAYSCALE_PROB), "grayscale {gray}/{DRAWS}");
+        assert!(
+            near(dropped, SSL_CHANNEL_DROP_PROB),
+            "drop {dropped}/{DRAWS}"
+        );
+        assert!(
+            near(gamma, SSL_GRAYSCALE_PROB * SSL_GAMMA_PROB),
+            "gamma {gamma}/{DRAWS}"
+        );
+        assert!(seen.iter().all(|&s| s), "dropped channels {seen:?}");
+        for cfg in [
+            AugmentConfig::finetune(),
+            AugmentConfig::eval(DEFAULT_EVAL_CROP_FRACTION),
+            AugmentConfig::plain(),
+        ] {
+            assert_eq!((cfg.grayscale_prob, cfg.channel_drop_prob), (0.0, 0.0));
+            for _ in 0..200 {
+                let p = ClipAugment::sample(&cfg, 320, 240, &mut rng).unwrap();
+                assert!(!p.grayscale && p.gamma.is_none() && p.dropped_channel.is_none());
+            }
+        }
     }
 
     #[test]
@@ -1068,11 +1472,49 @@ mod tests {
         let big = ClipAugment::identity(16, 16);
         let err = render_clip(&refs(&frames), 8, 8, &big, 4, &mut out).unwrap_err();
         assert!(matches!(err, AugmentError::CropOutOfBounds { .. }), "{err}");
+        let bad_channel = ClipAugment {
+            dropped_channel: Some(CHANNELS),
+            ..p
+        };
+        let err = render_clip(&refs(&frames), 8, 8, &bad_channel, 4, &mut out).unwrap_err();
+        assert!(matches!(err, AugmentError::InvalidConfig { .. }), "{err}");
         let bad = AugmentConfig {
             erase_prob: 1.5,
             ..AugmentConfig::ssl()
         };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         assert!(ClipAugment::sample(&bad, 8, 8, &mut rng).is_err());
+        let ssl = AugmentConfig::ssl();
+        assert!(ssl.validate().is_ok());
+        let invalid = [
+            AugmentConfig {
+                grayscale_prob: 0.9,
+                channel_drop_prob: 0.2,
+                ..ssl
+            },
+            AugmentConfig {
+                gamma_prob: -0.1,
+                ..ssl
+            },
+            AugmentConfig {
+                gamma: UniformRange { min: 0.0, max: 1.0 },
+                ..ssl
+            },
+            AugmentConfig {
+                gamma: UniformRange { min: 1.2, max: 0.8 },
+                ..ssl
+            },
+            AugmentConfig {
+                crop: CropPolicy::RandomScaled(UniformRange { min: 0.5, max: 1.5 }),
+                ..ssl
+            },
+            AugmentConfig {
+                crop: CropPolicy::CenterScaled(0.0),
+                ..ssl
+            },
+        ];
+        for cfg in invalid {
+            assert!(cfg.validate().is_err(), "{cfg:?}");
+        }
     }
 }

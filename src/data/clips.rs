@@ -1,7 +1,7 @@
 //! One video → model-ready clips: temporal sampling, exact decoding of each needed frame once,
 //! and rendering with per-clip augmentation into one channel-first `f32` buffer.
 //!
-//! The four recipes follow METHOD.md:
+//! The four recipes follow docs/method.md:
 //!
 //! * [`ClipRecipe::Ssl`]: one sparse clip (16 frames, stride 4) and four dense clips (16
 //!   consecutive frames), each drawn in two views with independent augmentation parameters:
@@ -31,13 +31,13 @@ use super::sampling::{
 };
 use super::video::{FrameReader, RgbFrame, VideoError};
 
-/// Views per self-supervised clip (METHOD.md: "every clip is drawn twice").
+/// Views per self-supervised clip (docs/method.md: "every clip is drawn twice").
 pub const SSL_VIEWS: usize = 2;
 /// Self-supervised clips per view: the sparse clip, then the dense clips.
 pub const SSL_CLIPS_PER_VIEW: usize = 1 + SSL_DENSE_CLIPS;
 /// Self-supervised clips per video, all views (10).
 pub const SSL_CLIPS: usize = SSL_VIEWS * SSL_CLIPS_PER_VIEW;
-/// Usual output side (METHOD.md: 112² is the cheaper setting this project uses).
+/// Usual output side (docs/method.md: 112² is the cheaper setting this project uses).
 pub const DEFAULT_OUT_SIZE: u32 = 112;
 /// Tag mixed into the per-video seed, so clip RNGs never coincide with other seeded streams
 /// (shuffling, partitions) that start from the same base seed.
@@ -113,7 +113,7 @@ pub enum ClipError {
 }
 
 impl ClipRecipe {
-    /// METHOD.md's self-supervised recipe; `hflip` off for datasets whose classes depend on
+    /// docs/method.md's self-supervised recipe; `hflip` off for datasets whose classes depend on
     /// left/right.
     pub fn ssl(out_size: u32, hflip: bool) -> Self {
         Self::Ssl {
@@ -122,7 +122,7 @@ impl ClipRecipe {
         }
     }
 
-    /// METHOD.md's fine-tuning recipe: 8 frames at stride 2, mild augmentation.
+    /// docs/method.md's fine-tuning recipe: 8 frames at stride 2, mild augmentation.
     pub fn train(out_size: u32, hflip: bool) -> Self {
         Self::Train {
             frames: TRAIN_CLIP_FRAMES,
@@ -132,7 +132,7 @@ impl ClipRecipe {
         }
     }
 
-    /// METHOD.md's test recipe: 10 clips of 8 frames at stride 2, crops of 0.8 of the
+    /// docs/method.md's test recipe: 10 clips of 8 frames at stride 2, crops of 0.8 of the
     /// shorter side.
     pub fn eval(out_size: u32, crops: EvalCrops) -> Self {
         Self::Eval {
@@ -145,7 +145,7 @@ impl ClipRecipe {
         }
     }
 
-    /// The TSTR recipe with `clips` clips (METHOD.md's default is [`TSTR_DEFAULT_CLIPS`]) of
+    /// The TSTR recipe with `clips` clips (docs/method.md's default is [`TSTR_DEFAULT_CLIPS`]) of
     /// the fine-tuning clip shape.
     pub fn tstr(out_size: u32, clips: usize) -> Self {
         Self::Tstr {
@@ -468,6 +468,7 @@ mod tests {
             size: TEST_SIZE,
             seed: 3,
             fps: 25,
+            ..SynthConfig::default()
         };
         let summary = generate(&cfg).expect("synthetic videos");
         summary.train.iter().map(|p| dir.join(p)).collect()
