@@ -1,4 +1,4 @@
-//! Temporal Similarity based Teacher Reweighting (METHOD.md, Stage 3).
+//! Temporal Similarity based Teacher Reweighting (docs/method.md, Stage 3).
 //!
 //! A video's score is the mean off-diagonal cosine similarity between the embeddings of
 //! n clips taken at different times, averaged over the two teachers: high when the video

@@ -10,7 +10,7 @@ use burn::tensor::backend::Backend;
 
 use super::video_resnet::new_batch_norm;
 
-/// METHOD.md: the projection head's embedding width.
+/// docs/method.md: the projection head's embedding width.
 pub const EMBEDDING_DIM: usize = 128;
 /// Guards the L2 normalisation against an all-zero row.
 const NORM_EPS: f64 = 1e-12;

@@ -10,11 +10,13 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::probe::ProbeConfig;
-use crate::data::augment::EvalCrops;
+use crate::data::augment::{
+    AugmentConfig, CropPolicy, EvalCrops, FINETUNE_CROP_SCALE, UniformRange,
+};
 use crate::data::datasets::DatasetKind;
 use crate::data::partition::LabeledAmount;
 use crate::loss::{DistillKind, StudentWeights};
-use crate::model::{Arch, BackboneConfig};
+use crate::model::{Arch, BackboneConfig, VideoClassifier};
 use crate::tstr::ScoreNormalization;
 
 /// A whole experiment: data, backbone, and one section per stage.
@@ -91,9 +93,60 @@ pub struct DataConfig {
     pub frames: usize,
     /// Temporal stride of those clips.
     pub stride: usize,
+    /// Augmentation of the fine-tuning, student and baseline clips (default: docs/method.md's
+    /// fine-tuning recipe).
+    #[serde(default)]
+    pub train_augment: TrainAugment,
     /// Generator settings, for `source = "synthetic"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthetic: Option<SyntheticConfig>,
+}
+
+/// Augmentation of the supervised clips (fine-tuning, student, baseline): the fine-tuning
+/// recipe of `data::augment` with its strengths exposed. Frames of a few dozen pixels need
+/// milder crops than the paper's 240×320 videos: a 0.4 crop of a 32² frame cuts a 5 px object
+/// out of most clips.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainAugment {
+    /// `false`: the whole frame resized and nothing random (overfit checks; the PyTorch
+    /// twin's `--augment none`).
+    pub enabled: bool,
+    /// Range of the crop's side as a fraction of the frame's side.
+    pub crop_scale: [f32; 2],
+    /// Probability of each colour-jitter component (brightness, contrast, saturation, hue).
+    pub jitter_prob: f32,
+    /// Probability of erasing one box.
+    pub erase_prob: f32,
+}
+
+impl Default for TrainAugment {
+    fn default() -> Self {
+        let base = AugmentConfig::finetune();
+        Self {
+            enabled: true,
+            crop_scale: [FINETUNE_CROP_SCALE.min, FINETUNE_CROP_SCALE.max],
+            jitter_prob: base.jitter_prob,
+            erase_prob: base.erase_prob,
+        }
+    }
+}
+
+impl TrainAugment {
+    /// The renderer's settings; `hflip` where the dataset allows flips.
+    pub fn config(&self, hflip: bool) -> AugmentConfig {
+        if !self.enabled {
+            return AugmentConfig::plain();
+        }
+        let [min, max] = self.crop_scale;
+        AugmentConfig {
+            crop: CropPolicy::RandomScaled(UniformRange { min, max }),
+            jitter_prob: self.jitter_prob,
+            erase_prob: self.erase_prob,
+            ..AugmentConfig::finetune()
+        }
+        .with_hflip(hflip)
+    }
 }
 
 impl DataConfig {
@@ -121,6 +174,17 @@ pub struct SyntheticConfig {
     /// Seed of the generator (independent of the experiment seed, so that seeds of a
     /// method can be compared on the same data).
     pub seed: u64,
+    /// Object size relative to the generator's default (`data::synth`).
+    #[serde(default = "unit")]
+    pub object_scale: f32,
+    /// Nuisance strength relative to the generator's default: background gradient and
+    /// texture, pixel noise, distractor size (0 = plain background).
+    #[serde(default = "unit")]
+    pub clutter: f32,
+}
+
+fn unit() -> f32 {
+    1.0
 }
 
 /// Backbone of every model of the experiment (teachers, student, baseline).
@@ -130,11 +194,28 @@ pub struct ModelConfig {
     pub arch: Arch,
     /// Base channel width (64 = the published networks).
     pub width: usize,
+    /// Dropout before the classifier of every trained classifier (default: the
+    /// architecture's, 0.5 for `slow_r50` as PyTorchVideo's head, 0 otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
 }
 
 impl ModelConfig {
     pub fn backbone(&self) -> BackboneConfig {
         BackboneConfig::new(self.arch, self.width)
+    }
+
+    /// A fresh classifier of this backbone with the configured dropout.
+    pub fn classifier<B: burn::tensor::backend::Backend>(
+        &self,
+        classes: usize,
+        device: &B::Device,
+    ) -> VideoClassifier<B> {
+        let model = VideoClassifier::new(self.backbone(), classes, device);
+        match self.dropout {
+            Some(p) => model.with_dropout(p),
+            None => model,
+        }
     }
 }
 
@@ -147,7 +228,16 @@ pub enum LrDecay {
     Constant,
     /// Cosine decay to zero over the remaining iterations.
     Cosine,
+    /// Reduce on plateau of the epoch's mean training loss, as the official release's
+    /// pre-training: halved after [`PLATEAU_PATIENCE`] epochs without a new best.
+    Plateau,
 }
+
+/// Epochs without a new best training loss before a plateau schedule lowers the rate (the
+/// release's `scheduler_patience`).
+pub const PLATEAU_PATIENCE: usize = 5;
+/// What a plateau schedule multiplies the rate by (the release divides by `drop_factor` 2).
+pub const PLATEAU_FACTOR: f64 = 0.5;
 
 /// Optimisation settings shared by every trained stage (Adam).
 pub trait Optimisation {
@@ -215,7 +305,7 @@ optimisation!(TrainConfig);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TstrConfig {
-    /// Clips per video (METHOD.md default 4).
+    /// Clips per video (docs/method.md default 4).
     pub clips: usize,
     pub normalization: ScoreNormalization,
     /// Videos per forward pass.
@@ -231,12 +321,28 @@ pub enum StudentInit {
     Random,
 }
 
+/// What one epoch of the student is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StudentEpoch {
+    /// One pass over the labeled set, each labeled batch paired with an unlabeled batch (the
+    /// official release zips the two loaders, so the shorter, labeled one ends the epoch).
+    #[default]
+    Labeled,
+    /// One pass over the unlabeled set, labeled videos reused cyclically (~1/fraction times
+    /// more steps per epoch at low label fractions).
+    Unlabeled,
+}
+
 /// The distilled student.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StudentConfig {
-    /// Epochs counted over the unlabeled set.
+    /// Epochs, each one pass over the set named by `epoch`.
     pub epochs: usize,
+    /// Which set an epoch passes over (default: the labeled set, as the release).
+    #[serde(default)]
+    pub epoch: StudentEpoch,
     /// Labeled videos per step; the unlabeled batch has the same size.
     pub batch_size: usize,
     pub lr: f64,
@@ -313,6 +419,10 @@ impl ExperimentConfig {
         {
             bail!("data.labeled_fraction = {f}: expected a value in (0, 1]");
         }
+        d.train_augment
+            .config(d.hflip)
+            .validate()
+            .map_err(|e| anyhow::anyhow!("data.train_augment: {e}"))?;
         positive("data.workers", d.workers)?;
         positive("data.ssl_size", d.ssl_size as usize)?;
         positive("data.size", d.size as usize)?;
@@ -340,6 +450,11 @@ impl ExperimentConfig {
             _ => {}
         }
         positive("model.width", self.model.width)?;
+        if let Some(p) = self.model.dropout
+            && !(0.0..1.0).contains(&p)
+        {
+            bail!("model.dropout = {p}: expected a probability in [0, 1)");
+        }
         let stages: [(&str, &dyn Optimisation, usize); 4] = [
             ("pretrain", &self.pretrain, self.pretrain.batch_size),
             ("finetune", &self.finetune, self.finetune.batch_size),

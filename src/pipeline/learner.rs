@@ -3,31 +3,33 @@
 //! and [`fit`], which every training stage calls.
 
 use std::io::IsTerminal;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use burn::data::dataloader::DataLoader;
 use burn::module::AutodiffModule;
-use burn::optim::decay::WeightDecayConfig;
+use burn::module::{Module, ModuleDisplay};
+use burn::optim::LearningRate;
 use burn::optim::lr_scheduler::LrScheduler;
-use burn::optim::{AdamConfig, LearningRate};
 use burn::record::{
     FileRecorder, FullPrecisionSettings, NamedMpkFileRecorder, Recorder, RecorderError,
 };
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{LearningRateMetric, MetricDefinition, MetricId, NumericEntry};
 use burn::train::renderer::{
     EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining, ProgressType, TrainingProgress,
 };
-use burn::train::{InferenceStep, Learner, SupervisedTraining, TrainStep};
+use burn::train::{InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::config::{LrDecay, Optimisation};
+use super::config::{LrDecay, Optimisation, PLATEAU_FACTOR, PLATEAU_PATIENCE};
 use super::metrics::{StatMetric, StepOutput, ThroughputMetric};
 use super::runlog::RunLog;
 
@@ -73,16 +75,129 @@ impl<B: Backend> FileRecorder<B> for AtomicRecorder {
     }
 }
 
-/// Linear warm-up from lr/`warmup` to lr over `warmup` iterations, then constant or cosine
-/// decay to zero at `total`. Stepped once per iteration by the Learner; its record is the
-/// iteration count, so a resumed run continues the same curve.
-#[derive(Debug, Clone, Copy)]
+/// Each training step's loss, shared between the step ([`Monitored`]) and a plateau schedule
+/// ([`WarmupSchedule`]): burn-train hands step outputs to its metrics on another thread, so
+/// the schedule cannot read them there in step with training.
+#[derive(Debug, Clone, Default)]
+pub struct LossMonitor {
+    /// (sum, count) of the losses since the schedule last read them; `None`: not recording.
+    losses: Option<Arc<Mutex<(f64, usize)>>>,
+}
+
+impl LossMonitor {
+    /// A monitor that records (for a plateau schedule).
+    pub fn recording() -> Self {
+        Self {
+            losses: Some(Arc::new(Mutex::new((0.0, 0)))),
+        }
+    }
+
+    fn record<B: Backend>(&self, loss: &Tensor<B, 1>) {
+        if let Some(losses) = &self.losses {
+            let value: f64 = loss.clone().into_scalar().elem();
+            let mut l = losses.lock().expect("loss monitor poisoned");
+            l.0 += value;
+            l.1 += 1;
+        }
+    }
+
+    /// The mean loss since the last call (`None` if nothing was recorded), then reset.
+    fn take_mean(&self) -> Option<f64> {
+        let losses = self.losses.as_ref()?;
+        let mut l = losses.lock().expect("loss monitor poisoned");
+        let mean = (l.1 > 0).then(|| l.0 / l.1 as f64);
+        *l = (0.0, 0);
+        mean
+    }
+}
+
+/// A stage's training step as `fit` hands it to the Learner: the step itself plus the
+/// [`LossMonitor`] of the schedule. Checkpoints hold it; `fit` returns `model`.
+#[derive(Module, Debug)]
+pub struct Monitored<B: Backend, M: Module<B>> {
+    pub model: M,
+    #[module(skip)]
+    monitor: LossMonitor,
+    #[module(skip)]
+    backend: PhantomData<B>,
+}
+
+impl<B: AutodiffBackend, M> TrainStep for Monitored<B, M>
+where
+    M: TrainStep<Output = StepOutput<B>> + AutodiffModule<B>,
+{
+    type Input = M::Input;
+    type Output = StepOutput<B>;
+
+    fn step(&self, item: M::Input) -> TrainOutput<StepOutput<B>> {
+        let out = self.model.step(item);
+        self.monitor.record(&out.item.total);
+        out
+    }
+}
+
+impl<B: Backend, M> InferenceStep for Monitored<B, M>
+where
+    M: InferenceStep<Output = StepOutput<B>> + Module<B>,
+{
+    type Input = M::Input;
+    type Output = StepOutput<B>;
+
+    fn step(&self, item: M::Input) -> StepOutput<B> {
+        self.model.step(item)
+    }
+}
+
+/// Linear warm-up from lr/`warmup` to lr over `warmup` iterations, then constant, cosine
+/// decay to zero at `total`, or reduce-on-plateau of the epoch's mean training loss.
+/// Stepped once per iteration by the Learner; its record is its whole state (iteration,
+/// best loss, epochs without improvement, reductions), so a resumed run continues the curve.
+#[derive(Debug, Clone)]
 pub struct WarmupSchedule {
     pub lr: f64,
     pub warmup: usize,
     pub total: usize,
     pub decay: LrDecay,
     pub iteration: usize,
+    /// Iterations per epoch (where a plateau schedule reads the epoch's mean loss).
+    pub iterations_per_epoch: usize,
+    monitor: LossMonitor,
+    plateau: PlateauState,
+}
+
+/// What a plateau schedule remembers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PlateauState {
+    best: f64,
+    bad_epochs: usize,
+    reductions: usize,
+}
+
+impl Default for PlateauState {
+    fn default() -> Self {
+        Self {
+            best: f64::INFINITY,
+            bad_epochs: 0,
+            reductions: 0,
+        }
+    }
+}
+
+impl PlateauState {
+    /// The release's rule: a new best resets the count, a worse epoch adds one; after
+    /// [`PLATEAU_PATIENCE`] such epochs the rate is reduced once more and the count restarts.
+    fn end_epoch(&mut self, loss: f64) {
+        if loss < self.best {
+            self.best = loss;
+            self.bad_epochs = 0;
+        } else if loss > self.best {
+            self.bad_epochs += 1;
+            if self.bad_epochs >= PLATEAU_PATIENCE {
+                self.reductions += 1;
+                self.bad_epochs = 0;
+            }
+        }
+    }
 }
 
 impl WarmupSchedule {
@@ -93,10 +208,20 @@ impl WarmupSchedule {
             total,
             decay,
             iteration: 0,
+            iterations_per_epoch: 1,
+            monitor: LossMonitor::default(),
+            plateau: PlateauState::default(),
         }
     }
 
-    /// The rate of 1-based iteration `i`.
+    /// A plateau schedule reads the epoch's losses from `monitor` every `iterations` steps.
+    pub fn with_epochs(mut self, iterations: usize, monitor: LossMonitor) -> Self {
+        self.iterations_per_epoch = iterations.max(1);
+        self.monitor = monitor;
+        self
+    }
+
+    /// The rate of 1-based iteration `i` (for a plateau schedule: given its reductions so far).
     pub fn at(&self, i: usize) -> f64 {
         if i <= self.warmup {
             return self.lr * i as f64 / self.warmup as f64;
@@ -108,24 +233,41 @@ impl WarmupSchedule {
                 let t = ((i - self.warmup) as f64 / span).min(1.0);
                 self.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
             }
+            LrDecay::Plateau => self.lr * PLATEAU_FACTOR.powi(self.plateau.reductions as i32),
         }
     }
 }
 
 impl LrScheduler for WarmupSchedule {
-    type Record<B: Backend> = usize;
+    /// (iteration, best epoch loss, epochs without improvement, reductions).
+    type Record<B: Backend> = (usize, f64, usize, usize);
 
     fn step(&mut self) -> LearningRate {
+        // The first step of a new epoch: the previous epoch's losses are all recorded.
+        if self.decay == LrDecay::Plateau
+            && self.iteration > 0
+            && self.iteration.is_multiple_of(self.iterations_per_epoch)
+            && let Some(loss) = self.monitor.take_mean()
+        {
+            self.plateau.end_epoch(loss);
+        }
         self.iteration += 1;
         self.at(self.iteration)
     }
 
-    fn to_record<B: Backend>(&self) -> usize {
-        self.iteration
+    fn to_record<B: Backend>(&self) -> Self::Record<B> {
+        let p = self.plateau;
+        (self.iteration, p.best, p.bad_epochs, p.reductions)
     }
 
-    fn load_record<B: Backend>(mut self, record: usize) -> Self {
-        self.iteration = record;
+    fn load_record<B: Backend>(mut self, record: Self::Record<B>) -> Self {
+        let (iteration, best, bad_epochs, reductions) = record;
+        self.iteration = iteration;
+        self.plateau = PlateauState {
+            best,
+            bad_epochs,
+            reductions,
+        };
         self
     }
 }
@@ -306,22 +448,29 @@ pub fn fit<B, M>(
 ) -> Result<M::InnerModule>
 where
     B: AutodiffBackend,
-    M: TrainStep<Output = StepOutput<B>> + AutodiffModule<B> + core::fmt::Display + 'static,
-    M::InnerModule: InferenceStep<Output = StepOutput<B::InnerBackend>>,
+    M: TrainStep<Output = StepOutput<B>> + AutodiffModule<B> + ModuleDisplay + 'static,
+    M::InnerModule: InferenceStep<Output = StepOutput<B::InnerBackend>> + ModuleDisplay,
 {
     std::fs::create_dir_all(spec.dir)
         .with_context(|| format!("creating {}", spec.dir.display()))?;
     let o = spec.optim;
-    let mut adam = AdamConfig::new();
-    if o.weight_decay() > 0.0 {
-        adam = adam.with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay() as f32)));
-    }
+    let adam = crate::optim::adam(o.weight_decay());
+    let monitor = match o.decay() {
+        LrDecay::Plateau => LossMonitor::recording(),
+        _ => LossMonitor::default(),
+    };
     let schedule = WarmupSchedule::new(
         o.lr(),
         o.warmup_epochs() * spec.iterations_per_epoch,
         o.epochs() * spec.iterations_per_epoch,
         o.decay(),
-    );
+    )
+    .with_epochs(spec.iterations_per_epoch, monitor.clone());
+    let model = Monitored {
+        model,
+        monitor,
+        backend: PhantomData,
+    };
     let learner = Learner::new(model, adam.init(), schedule);
 
     let mut training = SupervisedTraining::new(spec.dir, train, valid)
@@ -352,7 +501,7 @@ where
         training = training.checkpoint(epoch);
     }
     let result = training.launch(learner);
-    Ok(result.model)
+    Ok(result.model.model)
 }
 
 #[cfg(test)]
@@ -369,6 +518,32 @@ mod tests {
         assert!(c.at(12).abs() < 1e-12);
         let none = WarmupSchedule::new(0.1, 0, 10, LrDecay::Constant);
         assert_eq!(none.at(1), 0.1);
+    }
+
+    #[test]
+    fn plateau_halves_after_five_epochs_without_a_new_best() {
+        let monitor = LossMonitor::recording();
+        let mut s =
+            WarmupSchedule::new(1.0, 0, 100, LrDecay::Plateau).with_epochs(2, monitor.clone());
+        // Epoch means: 3 (best), then 2 (best), then five worse epochs, then more.
+        let epochs = [3.0, 2.0, 2.5, 2.6, 2.7, 2.8, 2.9, 3.0];
+        let mut rates = Vec::new();
+        for loss in epochs {
+            for _ in 0..2 {
+                rates.push(s.step());
+                monitor.losses.as_ref().unwrap().lock().unwrap().0 += loss;
+                monitor.losses.as_ref().unwrap().lock().unwrap().1 += 1;
+            }
+        }
+        rates.push(s.step());
+        // Rates of the first step of each epoch: 1 until the 5th worse epoch has ended.
+        let firsts: Vec<f64> = rates.iter().step_by(2).copied().collect();
+        assert_eq!(firsts, vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5]);
+        let record = s.to_record::<burn::backend::Flex>();
+        assert_eq!(record, (17, 2.0, 1, 1));
+        let resumed = WarmupSchedule::new(1.0, 0, 100, LrDecay::Plateau)
+            .load_record::<burn::backend::Flex>(record);
+        assert_eq!(resumed.at(18), 0.5);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The TimeBalance pipeline (METHOD.md's four stages plus baseline and evaluation), driven
+//! The TimeBalance pipeline (docs/method.md's four stages plus baseline and evaluation), driven
 //! by burn-train's `Learner`, from typed experiment configurations.
 
 pub mod config;

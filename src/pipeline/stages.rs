@@ -1,4 +1,4 @@
-//! The method's stages (METHOD.md), each generic over the backend: self-supervised
+//! The method's stages (docs/method.md), each generic over the backend: self-supervised
 //! pre-training of a teacher, fine-tuning, TSTR scores, the student (TSTR-weighted or with a
 //! fixed weight), the supervised baseline, and multi-view evaluation.
 
@@ -9,18 +9,18 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
+use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
-use super::config::{ExperimentConfig, StudentInit};
+use super::config::{ExperimentConfig, StudentEpoch, StudentInit};
 use super::evaluation::{Accuracy, accuracy, auroc};
 use super::learner::{FitSpec, fit};
 use super::runlog::RunLog;
 use super::steps::{SslObjective, SslTrainer, StudentSettings, StudentTrainer, TeacherKind};
 use super::student_data::{StudentBatcher, StudentDataset};
 use crate::checkpoint::{load_module, save_module, write_atomic};
-use crate::data::augment::AugmentConfig;
 use crate::data::clips::ClipRecipe;
 use crate::data::datasets::VideoEntry;
 use crate::data::loader::LoaderItem;
@@ -28,7 +28,7 @@ use crate::data::partition::Partition;
 use crate::data::synth::Family;
 use crate::data::tensors::{ClipBatcher, ClipTensors, VideoClipDataset};
 use crate::model::{SslModel, VideoClassifier};
-use crate::tstr::{self_similarity, teacher_weights};
+use crate::tstr::{self_similarity, teacher_weights, temporal_similarity};
 
 /// File name of a stage's trained model inside its directory.
 pub const MODEL_FILE: &str = "model.mpk";
@@ -36,7 +36,7 @@ pub const MODEL_FILE: &str = "model.mpk";
 pub const SCORES_FILE: &str = "scores.tsv";
 /// The evaluation results.
 pub const METRICS_FILE: &str = "metrics.json";
-/// The teacher weight of the fixed-mix ablation (METHOD.md: s = 0.5).
+/// The teacher weight of the fixed-mix ablation (docs/method.md: s = 0.5).
 pub const FIXED_MIX_WEIGHT: f32 = 0.5;
 
 /// Seed offsets, so that the streams of different stages never coincide.
@@ -117,7 +117,7 @@ impl StageContext<'_> {
             frames: d.frames,
             stride: d.stride,
             out_size: d.size,
-            augment: AugmentConfig::finetune().with_hflip(d.hflip),
+            augment: d.train_augment.config(d.hflip),
         }
     }
 
@@ -245,10 +245,13 @@ fn classifier_from_ssl<B: Backend>(
     let path = ctx.require(ssl_stage)?;
     let backbone = ctx.config.model.backbone();
     let ssl = load_module(SslModel::<B>::new(backbone, device), &path, device)?;
-    let fresh = VideoClassifier::<B>::new(backbone, ctx.data.num_classes(), device);
+    let fresh = ctx
+        .config
+        .model
+        .classifier::<B>(ctx.data.num_classes(), device);
     Ok(VideoClassifier {
         backbone: ssl.backbone,
-        fc: fresh.fc,
+        ..fresh
     })
 }
 
@@ -275,8 +278,10 @@ pub fn finetune<B: AutodiffBackend>(
 pub fn baseline<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) -> Result<()> {
     let seed = ctx.seed(SEED_BASELINE);
     B::seed(device, seed);
-    let model =
-        VideoClassifier::<B>::new(ctx.config.model.backbone(), ctx.data.num_classes(), device);
+    let model = ctx
+        .config
+        .model
+        .classifier::<B>(ctx.data.num_classes(), device);
     train_classifier(ctx, "baseline", model, &ctx.config.baseline, seed, device)
 }
 
@@ -323,19 +328,21 @@ pub fn score<B: Backend>(ctx: &StageContext<'_>, device: &B::Device) -> Result<u
     for batch in loader.iter() {
         let [b, n, ..] = batch.clips.dims();
         let x = batch.flattened();
-        let similarity = |m: &SslModel<B>| -> Result<Vec<f32>> {
+        let embed = |m: &SslModel<B>| -> Tensor<B, 3> {
             let z = m.embed(x.clone());
             let dim = z.dims()[1];
-            host_values(self_similarity(z.reshape([b, n, dim])), "scores")
+            z.reshape([b, n, dim])
         };
-        let s_i = similarity(&invariant)?;
-        let s_d = similarity(&distinctive)?;
+        let (z_i, z_d) = (embed(&invariant), embed(&distinctive));
+        let s_i = host_values(self_similarity(z_i.clone()), "scores")?;
+        let s_d = host_values(self_similarity(z_d.clone()), "scores")?;
+        let s = host_values(temporal_similarity(z_i, z_d), "scores")?;
         for (k, &v) in batch.videos.iter().enumerate() {
             let e = &ctx.data.train[v];
             scores.entry(v).or_insert(VideoScore {
                 video: ctx.data.key(&e.path),
                 label: e.label,
-                score: (s_i[k] + s_d[k]) / 2.0,
+                score: s[k],
                 invariant: s_i[k],
                 distinctive: s_d[k],
             });
@@ -460,7 +467,7 @@ pub fn student<B: AutodiffBackend>(
         StudentInit::Invariant => {
             classifier_from_ssl::<B>(ctx, &pretrain_dir(TeacherKind::Invariant), device)?
         }
-        StudentInit::Random => VideoClassifier::<B>::new(backbone, classes, device),
+        StudentInit::Random => ctx.config.model.classifier::<B>(classes, device),
     };
     let weights = video_weights(ctx, fixed)?;
     let p = &ctx.data.partition;
@@ -468,21 +475,31 @@ pub fn student<B: AutodiffBackend>(
         bail!("the student needs unlabeled videos, but every training video is labeled");
     }
     let recipe = ctx.train_recipe();
-    let dataset = StudentDataset {
-        labeled: VideoClipDataset::new(ctx.data.items(&p.labeled, true), recipe, seed)?,
-        unlabeled: VideoClipDataset::new(ctx.data.items(&p.unlabeled, false), recipe, seed + 1)?
-            .padded_to_batches(c.batch_size),
-        weights_labeled: p.labeled.iter().map(|&i| weights[i]).collect(),
-        weights_unlabeled: p.unlabeled.iter().map(|&i| weights[i]).collect(),
+    let (labeled, unlabeled) = (
+        VideoClipDataset::new(ctx.data.items(&p.labeled, true), recipe, seed)?,
+        VideoClipDataset::new(ctx.data.items(&p.unlabeled, false), recipe, seed + 1)?,
+    );
+    // The set that defines the epoch is padded to whole batches.
+    let (labeled, unlabeled) = match c.epoch {
+        StudentEpoch::Labeled => (labeled.padded_to_batches(c.batch_size), unlabeled),
+        StudentEpoch::Unlabeled => (labeled, unlabeled.padded_to_batches(c.batch_size)),
     };
+    let dataset = StudentDataset::new(
+        labeled,
+        unlabeled,
+        p.labeled.iter().map(|&i| weights[i]).collect(),
+        p.unlabeled.iter().map(|&i| weights[i]).collect(),
+        c.epoch,
+    );
     let iterations = dataset.len() / c.batch_size;
     let train = ctx.loader(StudentBatcher, dataset, c.batch_size, Some(seed), device);
-    let empty = StudentDataset {
-        labeled: VideoClipDataset::new(Vec::<LoaderItem>::new(), recipe, 0)?,
-        unlabeled: VideoClipDataset::new(Vec::<LoaderItem>::new(), recipe, 0)?,
-        weights_labeled: Vec::new(),
-        weights_unlabeled: Vec::new(),
-    };
+    let empty = StudentDataset::new(
+        VideoClipDataset::new(Vec::<LoaderItem>::new(), recipe, 0)?,
+        VideoClipDataset::new(Vec::<LoaderItem>::new(), recipe, 0)?,
+        Vec::new(),
+        Vec::new(),
+        c.epoch,
+    );
     let valid = ctx.loader::<B::InnerBackend, _, _>(StudentBatcher, empty, 2, None, device);
     let model = StudentTrainer {
         student,

@@ -1,13 +1,21 @@
-//! The student's data: each item pairs one unlabeled video with one labeled video, each with
+//! The student's data: each item pairs one labeled video with one unlabeled video, each with
 //! its invariant-teacher weight w(v), so one Burn batch is a labeled and an unlabeled batch
-//! of the same size. An epoch is counted over the unlabeled set (METHOD.md); labeled videos
-//! are reused cyclically.
+//! of the same size.
+//!
+//! What an epoch is ([`StudentEpoch`]): by default one pass over the labeled set, as the
+//! official release zips its labeled and unlabeled loaders (the shorter, labeled one ends the
+//! epoch); each epoch pairs the labeled videos with the next stretch of unlabeled videos, so
+//! successive epochs walk through the whole unlabeled set. Or one pass over the unlabeled
+//! set, the labeled videos reused cyclically (docs/method.md, "Where we differ").
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
+use super::config::StudentEpoch;
 use super::steps::PairedBatch;
 use crate::data::clips::VideoClips;
 use crate::data::tensors::{ClipTensors, VideoClipDataset};
@@ -21,7 +29,7 @@ pub struct StudentItem {
     pub weight_unlabeled: f32,
 }
 
-/// Pairs item `i` of the (padded) unlabeled set with labeled video `i mod L`.
+/// A labeled and an unlabeled set paired item by item (see the module docs).
 pub struct StudentDataset {
     pub labeled: VideoClipDataset,
     pub unlabeled: VideoClipDataset,
@@ -29,16 +37,48 @@ pub struct StudentDataset {
     pub weights_labeled: Vec<f32>,
     /// w(v) of each unlabeled video, by its index in the unlabeled list.
     pub weights_unlabeled: Vec<f32>,
+    pub epoch: StudentEpoch,
+    /// How many times each item was drawn: with labeled epochs, item `i` of draw `k` takes
+    /// unlabeled video `(i + k·len) mod U`, a fresh stretch of the unlabeled set per epoch
+    /// that does not depend on which loader thread asked.
+    draws: Vec<AtomicUsize>,
+}
+
+impl StudentDataset {
+    pub fn new(
+        labeled: VideoClipDataset,
+        unlabeled: VideoClipDataset,
+        weights_labeled: Vec<f32>,
+        weights_unlabeled: Vec<f32>,
+        epoch: StudentEpoch,
+    ) -> Self {
+        let mut dataset = Self {
+            labeled,
+            unlabeled,
+            weights_labeled,
+            weights_unlabeled,
+            epoch,
+            draws: Vec::new(),
+        };
+        dataset.draws = (0..dataset.len()).map(|_| AtomicUsize::new(0)).collect();
+        dataset
+    }
 }
 
 impl Dataset<StudentItem> for StudentDataset {
     fn get(&self, index: usize) -> Option<StudentItem> {
-        let unlabeled = self.unlabeled.get(index)?;
-        let l = self.labeled.videos();
-        if l == 0 {
+        let (l, u) = (self.labeled.videos(), self.unlabeled.videos());
+        if l == 0 || u == 0 || index >= self.len() {
             return None;
         }
-        let labeled = self.labeled.get(index % l)?;
+        let (labeled, unlabeled) = match self.epoch {
+            StudentEpoch::Unlabeled => (self.labeled.get(index % l)?, self.unlabeled.get(index)?),
+            StudentEpoch::Labeled => {
+                let draw = self.draws[index].fetch_add(1, Ordering::Relaxed);
+                let u_index = (index + draw * self.len()) % u;
+                (self.labeled.get(index)?, self.unlabeled.get(u_index)?)
+            }
+        };
         // Weights follow the video actually loaded (a corrupt one is replaced by another).
         Some(StudentItem {
             weight_labeled: self.weights_labeled[labeled.video],
@@ -49,7 +89,10 @@ impl Dataset<StudentItem> for StudentDataset {
     }
 
     fn len(&self) -> usize {
-        self.unlabeled.len()
+        match self.epoch {
+            StudentEpoch::Labeled => self.labeled.len(),
+            StudentEpoch::Unlabeled => self.unlabeled.len(),
+        }
     }
 }
 
