@@ -4,7 +4,7 @@ loader (src/data/clips.rs), with PyAV (or decord) decoding and Pillow resizing, 
 PyTorch DataLoader would run it (worker processes, results sent to the main process, batches
 stacked there).
 
-Samplers (METHOD.md):
+Samplers (docs/method.md):
   ssl   -- start s uniform so 64 frames fit; sparse clip s, s+4, ..., s+60 and four dense
            clips of 16 consecutive frames at s, s+16, s+32, s+48; each clip in two views with
            independent augmentation -> 10 clips of 16 frames per video.

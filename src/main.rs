@@ -235,6 +235,12 @@ enum DataCommand {
         size: u32,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Object size relative to the default.
+        #[arg(long, default_value_t = 1.0)]
+        object_scale: f32,
+        /// Nuisance strength relative to the default (0 = plain background).
+        #[arg(long, default_value_t = 1.0)]
+        clutter: f32,
     },
 }
 
@@ -548,6 +554,8 @@ fn run_data(what: DataCommand) -> Result<()> {
             frames,
             size,
             seed,
+            object_scale,
+            clutter,
         } => {
             let cfg = SynthConfig {
                 out: out.clone(),
@@ -557,6 +565,8 @@ fn run_data(what: DataCommand) -> Result<()> {
                 frames,
                 size,
                 seed,
+                object_scale,
+                clutter,
                 ..SynthConfig::default()
             };
             let summary = synth::generate(&cfg)?;

@@ -35,6 +35,7 @@ fn burn_dataloader_yields_full_batches_and_skips_a_corrupt_video() {
         size: SIZE,
         seed: 1,
         fps: 25,
+        ..SynthConfig::default()
     })
     .unwrap();
     let items = items(&root, &summary.train);

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "learning/mod.rs"]
+mod learning;
+
 /// Overrides that shrink the built-in `synthetic` experiment to seconds: 4 classes × 4
 /// training videos, 32×32 frames, width 4, one epoch per stage.
 const TINY: &[&str] = &[
@@ -21,6 +24,8 @@ const TINY: &[&str] = &[
     "finetune.epochs=1",
     "finetune.batch_size=4",
     "student.epochs=1",
+    // The default (the release's): an epoch is one pass over the labeled set.
+    "student.epoch=\"labeled\"",
     "student.batch_size=4",
     "baseline.epochs=1",
     "baseline.batch_size=4",

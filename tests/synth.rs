@@ -28,6 +28,7 @@ fn tiny_config(out: &Path, seed: u64) -> SynthConfig {
         size: TINY_SIZE,
         seed,
         fps: 25,
+        ..SynthConfig::default()
     }
 }
 

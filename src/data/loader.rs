@@ -62,7 +62,7 @@ pub const DEFAULT_PREFETCH: usize = 2;
 const STOP_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Tag of the shuffling RNG, so the epoch order never shares a stream with clip sampling.
 const SHUFFLE_RNG_TAG: u64 = 0x7368_7566_666c_6521; // "shuffle!"
-/// Batch size of [`bench_loader`] (the fine-tuning batch of METHOD.md).
+/// Batch size of [`bench_loader`] (the fine-tuning batch of docs/method.md).
 pub const BENCH_BATCH_SIZE: usize = 16;
 /// Seed of [`bench_loader`]'s sampling.
 const BENCH_SEED: u64 = 0;
@@ -675,6 +675,7 @@ mod tests {
             size: TEST_SIZE,
             seed: 1,
             fps: 25,
+            ..SynthConfig::default()
         };
         let summary = generate(&cfg).expect("synthetic videos");
         let good: Vec<LoaderItem> = summary

@@ -59,6 +59,11 @@ const SUPERSAMPLE: usize = 2;
 
 /// Object radius (half the bounding extent) as a fraction of the frame size.
 const OBJECT_RADIUS: (f32, f32) = (0.13, 0.19);
+/// Largest object radius [`SynthConfig::object_scale`] may reach (fraction of the frame), so
+/// an object still moves inside the frame.
+const MAX_OBJECT_RADIUS: f32 = 0.3;
+/// Largest [`SynthConfig::clutter`].
+const MAX_CLUTTER: f32 = 4.0;
 /// Keep this many pixels between an object's extent and the frame border.
 const BORDER_MARGIN_PX: f32 = 1.0;
 /// Minimum luminance difference between object and background colour (0–1 scale).
@@ -93,6 +98,8 @@ const MOVE_SPEED: (f32, f32) = (0.010, 0.020);
 const GROWTH_RATE: (f32, f32) = (0.012, 0.022);
 /// Radius bounds while growing/shrinking, as fractions of the frame size.
 const GROWTH_RADIUS: (f32, f32) = (0.07, 0.30);
+/// Largest radius a growing object may reach at any [`SynthConfig::object_scale`].
+const GROWTH_RADIUS_LIMIT: f32 = 0.4;
 /// Rotation speed in degrees per frame.
 const ROTATION_SPEED_DEG: (f32, f32) = (4.0, 8.0);
 /// Brightness change per frame. Brightness 1 is the object's colour, 0 black, 2 white (see
@@ -140,6 +147,13 @@ pub struct SynthConfig {
     pub seed: u64,
     /// Frame rate written to the files.
     pub fps: u32,
+    /// Object size as a multiple of the default radius range ([`OBJECT_RADIUS`]): larger
+    /// objects carry more of the frame, so fewer videos teach a model their shape.
+    pub object_scale: f32,
+    /// Strength of the nuisances as a multiple of the defaults: background gradient and
+    /// texture, per-pixel noise and the distractor disc's size (0 = a plain background, no
+    /// distractor). The random draws are the same at every strength.
+    pub clutter: f32,
 }
 
 impl Default for SynthConfig {
@@ -153,6 +167,8 @@ impl Default for SynthConfig {
             size: 64,
             seed: 0,
             fps: 25,
+            object_scale: 1.0,
+            clutter: 1.0,
         }
     }
 }
@@ -306,6 +322,17 @@ fn validate(cfg: &SynthConfig) -> Result<()> {
         cfg.size
     );
     ensure!(cfg.fps >= 1, "fps must be positive");
+    ensure!(
+        cfg.object_scale > 0.0 && OBJECT_RADIUS.1 * cfg.object_scale <= MAX_OBJECT_RADIUS,
+        "object_scale must be in (0, {}], got {}",
+        MAX_OBJECT_RADIUS / OBJECT_RADIUS.1,
+        cfg.object_scale
+    );
+    ensure!(
+        (0.0..=MAX_CLUTTER).contains(&cfg.clutter),
+        "clutter must be in [0, {MAX_CLUTTER}], got {}",
+        cfg.clutter
+    );
     Ok(())
 }
 
@@ -416,7 +443,7 @@ fn render_job(cfg: &SynthConfig, class: &ClassSpec, job: &VideoJob) -> Result<()
     let path = cfg.out.join(&job.relative);
     let mut rng = stream_rng(cfg.seed, STREAM_TAG_VIDEO, job.number);
     let mut background_rng = stream_rng(cfg.seed, STREAM_TAG_BACKGROUND, job.group as u64);
-    let background = Background::sample(&mut background_rng, cfg.size);
+    let background = Background::sample(&mut background_rng, cfg.size, cfg.clutter);
     let scene = Scene::sample(&mut rng, class.kind, cfg, background.mean);
     let mut writer = AviWriter::create(&path, cfg.size, cfg.fps)
         .with_context(|| format!("cannot create video {}", path.display()))?;
@@ -524,7 +551,7 @@ struct Background {
 }
 
 impl Background {
-    fn sample(rng: &mut impl Rng, size: u32) -> Self {
+    fn sample(rng: &mut impl Rng, size: u32, clutter: f32) -> Self {
         let mean = random_colour(rng, BACKGROUND_CHANNEL);
         let angle = uniform(rng, (0.0, std::f32::consts::TAU));
         let gradient = (angle.cos(), angle.sin());
@@ -544,13 +571,13 @@ impl Background {
                 // Coordinates in [-0.5, 0.5] so gradient and texture scale with the frame.
                 let u = (x as f32 + 0.5) / n as f32 - 0.5;
                 let v = (y as f32 + 0.5) / n as f32 - 0.5;
-                let ramp = 2.0 * BACKGROUND_GRADIENT * (u * gradient.0 + v * gradient.1);
+                let ramp = 2.0 * clutter * BACKGROUND_GRADIENT * (u * gradient.0 + v * gradient.1);
                 let mut pixel = mean.map(|c| c + ramp);
                 for &(direction, cycles, phase, tint) in &waves {
                     let along = u * direction.cos() + v * direction.sin();
                     let wave = (std::f32::consts::TAU * cycles * along + phase).sin();
                     for (channel, t) in pixel.iter_mut().zip(tint) {
-                        *channel += BACKGROUND_TEXTURE * wave * t;
+                        *channel += clutter * BACKGROUND_TEXTURE * wave * t;
                     }
                 }
                 pixels.push(pixel);
@@ -580,6 +607,8 @@ struct Scene {
     distractor_colour: Rgb,
     distractor_radius: f32,
     distractor: Vec<(f32, f32)>,
+    /// Per-pixel noise amplitude.
+    noise: f32,
 }
 
 impl Scene {
@@ -593,8 +622,10 @@ impl Scene {
             }
         };
         let distractor_colour = random_colour(rng, (0.0, 1.0));
-        let distractor_radius = uniform(rng, DISTRACTOR_RADIUS) * size;
-        let mut distractor = distractor_track(rng, distractor_radius, cfg);
+        let base_radius = uniform(rng, DISTRACTOR_RADIUS) * size;
+        let distractor_radius = base_radius * cfg.clutter;
+        // The track is drawn for the default size, so every clutter level draws alike.
+        let mut distractor = distractor_track(rng, base_radius, cfg);
         if let ClassKind::Distinctive { reversed: true, .. } = kind {
             object.reverse();
             distractor.reverse();
@@ -607,6 +638,7 @@ impl Scene {
             distractor_colour,
             distractor_radius,
             distractor,
+            noise: NOISE_AMPLITUDE * cfg.clutter,
         }
     }
 
@@ -622,7 +654,7 @@ impl Scene {
             rgb = blend(rgb, self.distractor_colour, disc);
             rgb = self.composite_object(rgb, x, y, object);
             for (byte, value) in pixel.iter_mut().zip(rgb) {
-                let noisy = value + uniform(rng, (-NOISE_AMPLITUDE, NOISE_AMPLITUDE));
+                let noisy = value + uniform(rng, (-self.noise, self.noise));
                 *byte = to_byte(noisy);
             }
         }
@@ -734,7 +766,7 @@ fn centre_range(size: f32, radius: f32) -> (f32, f32) {
 /// Static appearance with non-directional motion: jitter, oscillation or random walk.
 fn invariant_track(rng: &mut impl Rng, cfg: &SynthConfig) -> Vec<ObjectState> {
     let size = cfg.size as f32;
-    let radius = uniform(rng, OBJECT_RADIUS) * size;
+    let radius = uniform(rng, OBJECT_RADIUS) * size * cfg.object_scale;
     let angle = uniform(rng, (0.0, std::f32::consts::TAU));
     let brightness = uniform(rng, STATIC_BRIGHTNESS);
     let range = centre_range(size, radius);
@@ -816,7 +848,7 @@ fn random_walk_positions(
 fn distinctive_track(rng: &mut impl Rng, change: Change, cfg: &SynthConfig) -> Vec<ObjectState> {
     let size = cfg.size as f32;
     let steps = (cfg.frames - 1) as f32;
-    let radius = uniform(rng, OBJECT_RADIUS) * size;
+    let radius = uniform(rng, OBJECT_RADIUS) * size * cfg.object_scale;
     let range = centre_range(size, radius);
     let start = ObjectState {
         x: uniform(rng, range),
@@ -844,7 +876,11 @@ fn distinctive_track(rng: &mut impl Rng, change: Change, cfg: &SynthConfig) -> V
             })
         }
         Change::Scale => {
-            let (low, high) = (GROWTH_RADIUS.0 * size, GROWTH_RADIUS.1 * size);
+            let scale = cfg.object_scale.min(GROWTH_RADIUS_LIMIT / GROWTH_RADIUS.1);
+            let (low, high) = (
+                GROWTH_RADIUS.0 * size * scale,
+                GROWTH_RADIUS.1 * size * scale,
+            );
             let rate = clamped_rate(rng, GROWTH_RATE, 1.0, (high / low).ln() / steps);
             let from = uniform(rng, (low, high / (rate * steps).exp()));
             // Centre chosen so that the largest radius still fits.

@@ -66,8 +66,13 @@ pub fn distill<B: Backend>(
         // Averaged over batch × classes, as the release's `KLDivLoss(reduction='mean')`
         // (not PyTorch's `batchmean`, the true KL per sample): its weight w_u was tuned so.
         DistillKind::Kl => {
+            let [n, c] = target.dims();
             let log_target = target.clone().clamp_min(LOG_EPS).log();
-            (target * (log_target - log_softmax(logits, 1))).mean()
+            // sum / (N·C) rather than `mean()`: the same value, and Burn 0.21's wgpu fusion
+            // fails to compile the fused `mean` of this expression (index out of bounds).
+            (target * (log_target - log_softmax(logits, 1)))
+                .sum()
+                .div_scalar((n * c) as f64)
         }
     }
 }

@@ -231,7 +231,16 @@ pub enum LrDecay {
     /// Reduce on plateau of the epoch's mean training loss, as the official release's
     /// pre-training: halved after [`PLATEAU_PATIENCE`] epochs without a new best.
     Plateau,
+    /// The official release's fine-tuning and student rule on the previous epoch's mean
+    /// training loss: the base rate × 0.5 once it falls in [0.5, 0.8), × 0.1 once below 0.4
+    /// (otherwise the rate stays), see [`LOSS_THRESHOLDS`].
+    #[serde(rename = "loss_threshold")]
+    LossThreshold,
 }
+
+/// The release's `loss_based` rule: (lowest loss, highest loss, factor of the base rate); its
+/// further branches (below 0.25, 0.2, 0.05) can never trigger and are left out.
+pub const LOSS_THRESHOLDS: [(f64, f64, f64); 2] = [(0.5, 0.8, 0.5), (f64::NEG_INFINITY, 0.4, 0.1)];
 
 /// Epochs without a new best training loss before a plateau schedule lowers the rate (the
 /// release's `scheduler_patience`).

@@ -29,7 +29,7 @@ use burn::train::{InferenceStep, Learner, SupervisedTraining, TrainOutput, Train
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::config::{LrDecay, Optimisation, PLATEAU_FACTOR, PLATEAU_PATIENCE};
+use super::config::{LOSS_THRESHOLDS, LrDecay, Optimisation, PLATEAU_FACTOR, PLATEAU_PATIENCE};
 use super::metrics::{StatMetric, StepOutput, ThroughputMetric};
 use super::runlog::RunLog;
 
@@ -171,6 +171,8 @@ struct PlateauState {
     best: f64,
     bad_epochs: usize,
     reductions: usize,
+    /// The loss-threshold rule's current factor of the base rate.
+    factor: f64,
 }
 
 impl Default for PlateauState {
@@ -179,11 +181,22 @@ impl Default for PlateauState {
             best: f64::INFINITY,
             bad_epochs: 0,
             reductions: 0,
+            factor: 1.0,
         }
     }
 }
 
 impl PlateauState {
+    /// The release's loss-threshold rule ([`LOSS_THRESHOLDS`]).
+    fn threshold(&mut self, loss: f64) {
+        if let Some(&(_, _, factor)) = LOSS_THRESHOLDS
+            .iter()
+            .find(|(low, high, _)| (*low..*high).contains(&loss))
+        {
+            self.factor = factor;
+        }
+    }
+
     /// The release's rule: a new best resets the count, a worse epoch adds one; after
     /// [`PLATEAU_PATIENCE`] such epochs the rate is reduced once more and the count restarts.
     fn end_epoch(&mut self, loss: f64) {
@@ -234,22 +247,27 @@ impl WarmupSchedule {
                 self.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
             }
             LrDecay::Plateau => self.lr * PLATEAU_FACTOR.powi(self.plateau.reductions as i32),
+            LrDecay::LossThreshold => self.lr * self.plateau.factor,
         }
     }
 }
 
 impl LrScheduler for WarmupSchedule {
-    /// (iteration, best epoch loss, epochs without improvement, reductions).
-    type Record<B: Backend> = (usize, f64, usize, usize);
+    /// (iteration, best epoch loss, epochs without improvement, reductions, loss-threshold
+    /// factor).
+    type Record<B: Backend> = (usize, f64, usize, usize, f64);
 
     fn step(&mut self) -> LearningRate {
         // The first step of a new epoch: the previous epoch's losses are all recorded.
-        if self.decay == LrDecay::Plateau
-            && self.iteration > 0
+        if self.iteration > 0
             && self.iteration.is_multiple_of(self.iterations_per_epoch)
             && let Some(loss) = self.monitor.take_mean()
         {
-            self.plateau.end_epoch(loss);
+            match self.decay {
+                LrDecay::Plateau => self.plateau.end_epoch(loss),
+                LrDecay::LossThreshold => self.plateau.threshold(loss),
+                LrDecay::Constant | LrDecay::Cosine => {}
+            }
         }
         self.iteration += 1;
         self.at(self.iteration)
@@ -257,16 +275,17 @@ impl LrScheduler for WarmupSchedule {
 
     fn to_record<B: Backend>(&self) -> Self::Record<B> {
         let p = self.plateau;
-        (self.iteration, p.best, p.bad_epochs, p.reductions)
+        (self.iteration, p.best, p.bad_epochs, p.reductions, p.factor)
     }
 
     fn load_record<B: Backend>(mut self, record: Self::Record<B>) -> Self {
-        let (iteration, best, bad_epochs, reductions) = record;
+        let (iteration, best, bad_epochs, reductions, factor) = record;
         self.iteration = iteration;
         self.plateau = PlateauState {
             best,
             bad_epochs,
             reductions,
+            factor,
         };
         self
     }
@@ -456,7 +475,7 @@ where
     let o = spec.optim;
     let adam = crate::optim::adam(o.weight_decay());
     let monitor = match o.decay() {
-        LrDecay::Plateau => LossMonitor::recording(),
+        LrDecay::Plateau | LrDecay::LossThreshold => LossMonitor::recording(),
         _ => LossMonitor::default(),
     };
     let schedule = WarmupSchedule::new(
@@ -540,10 +559,26 @@ mod tests {
         let firsts: Vec<f64> = rates.iter().step_by(2).copied().collect();
         assert_eq!(firsts, vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5]);
         let record = s.to_record::<burn::backend::Flex>();
-        assert_eq!(record, (17, 2.0, 1, 1));
+        assert_eq!(record, (17, 2.0, 1, 1, 1.0));
         let resumed = WarmupSchedule::new(1.0, 0, 100, LrDecay::Plateau)
             .load_record::<burn::backend::Flex>(record);
         assert_eq!(resumed.at(18), 0.5);
+    }
+
+    #[test]
+    fn loss_threshold_follows_the_release() {
+        let monitor = LossMonitor::recording();
+        let mut s = WarmupSchedule::new(1.0, 0, 100, LrDecay::LossThreshold)
+            .with_epochs(1, monitor.clone());
+        let mut rates = Vec::new();
+        // Epoch losses; the rate of each epoch follows the previous epoch's loss.
+        for loss in [1.2, 0.7, 0.45, 0.3, 0.6, 0.9] {
+            rates.push(s.step());
+            let mut l = monitor.losses.as_ref().unwrap().lock().unwrap();
+            *l = (loss, 1);
+        }
+        rates.push(s.step());
+        assert_eq!(rates, vec![1.0, 1.0, 0.5, 0.5, 0.1, 0.5, 0.5]);
     }
 
     #[test]

@@ -239,6 +239,8 @@ fn prepare_data(
                     size: s.size,
                     seed: s.seed,
                     fps: SYNTH_FPS,
+                    object_scale: s.object_scale,
+                    clutter: s.clutter,
                 })?;
                 std::fs::write(root.join(SYNTH_DONE), b"")?;
                 log.line(&format!(

