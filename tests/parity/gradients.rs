@@ -152,7 +152,8 @@ fn assert_same_gradients(ours: &[Vec<f64>], burn: &[Vec<f64>], what: &str) {
         } else {
             rel_l2(a, b)
         };
-        if !(rel < GRADIENT_RTOL) {
+        // NaN fails too.
+        if rel.is_nan() || rel >= GRADIENT_RTOL {
             failures.push(format!("parameter {i} ({} values): {rel:.2e}", a.len()));
         }
     }
