@@ -75,8 +75,8 @@ impl<B: Backend> FileRecorder<B> for AtomicRecorder {
     }
 }
 
-/// Each training step's loss, shared between the step ([`Monitored`]) and a plateau schedule
-/// ([`WarmupSchedule`]): burn-train hands step outputs to its metrics on another thread, so
+/// Each training step's loss, shared between the step ([`Monitored`]) and a loss-driven
+/// schedule (plateau or loss threshold, [`WarmupSchedule`]): burn-train hands step outputs to its metrics on another thread, so
 /// the schedule cannot read them there in step with training.
 #[derive(Debug, Clone, Default)]
 pub struct LossMonitor {
@@ -85,7 +85,7 @@ pub struct LossMonitor {
 }
 
 impl LossMonitor {
-    /// A monitor that records (for a plateau schedule).
+    /// A monitor that records (for a loss-driven schedule).
     pub fn recording() -> Self {
         Self {
             losses: Some(Arc::new(Mutex::new((0.0, 0)))),
@@ -149,7 +149,8 @@ where
 }
 
 /// Linear warm-up from lr/`warmup` to lr over `warmup` iterations, then constant, cosine
-/// decay to zero at `total`, or reduce-on-plateau of the epoch's mean training loss.
+/// decay to zero at `total`, or a rule on the epoch's mean training loss (reduce-on-plateau,
+/// or the release's loss thresholds).
 /// Stepped once per iteration by the Learner; its record is its whole state (iteration,
 /// best loss, epochs without improvement, reductions), so a resumed run continues the curve.
 #[derive(Debug, Clone)]
@@ -165,7 +166,7 @@ pub struct WarmupSchedule {
     plateau: PlateauState,
 }
 
-/// What a plateau schedule remembers.
+/// What the loss-driven schedules remember.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct PlateauState {
     best: f64,

@@ -79,6 +79,17 @@ pub fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
         .collect()
 }
 
+/// `‖a − b‖ / ‖b‖` (L2), or `‖a − b‖` when `b` is all zeros.
+pub fn rel_l2(a: &[f64], b: &[f64]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| y * y).sum();
+    if den == 0.0 {
+        num.sqrt()
+    } else {
+        (num / den).sqrt()
+    }
+}
+
 pub fn assert_rel_close(actual: f64, expected: f64, rtol: f64, what: &str) {
     let err = (actual - expected).abs() / expected.abs().max(f64::MIN_POSITIVE);
     assert!(

@@ -33,7 +33,7 @@ use timebalance::pipeline::steps::{
     PairedBatch, SslObjective, SslTrainer, StudentSettings, StudentTrainer, TeacherKind,
 };
 
-use super::number;
+use super::{number, rel_l2};
 
 /// The per-step loss tolerance (relative), held at step 0 (before any update).
 const STEP_RTOL: f64 = 1e-4;
@@ -229,16 +229,6 @@ fn tensors<B: Backend, M: ModuleSnapshot<B>>(model: &M) -> BTreeMap<String, Vec<
             (s.full_path(), values)
         })
         .collect()
-}
-
-fn rel_l2(a: &[f64], b: &[f64]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
-    let den: f64 = b.iter().map(|y| y * y).sum();
-    if den == 0.0 {
-        num.sqrt()
-    } else {
-        (num / den).sqrt()
-    }
 }
 
 /// The final state of `ours` against PyTorch's (`final_burn`: Burn's biased running
