@@ -37,8 +37,9 @@ const CLASSES: usize = 4;
 const VIDEOS_PER_CLASS: usize = 4;
 const MAX_STEPS: usize = 300;
 const BATCH: usize = 4;
-const EPOCHS: usize = 60;
-const LEARNING_RATE: f64 = 1e-3;
+const EPOCHS: usize = 75;
+/// Peak of the cosine schedule: at 1e-3 the last epoch's loss stayed at 0.08–0.09.
+const LEARNING_RATE: f64 = 5e-3;
 const WIDTH: usize = 8;
 const FRAMES: usize = 8;
 const STRIDE: usize = 2;
@@ -50,7 +51,10 @@ const SEED: u64 = 3;
 const MAX_FINAL_LOSS: f64 = 0.05;
 const FINAL_ACCURACY: f64 = 100.0;
 /// Eval mode may miss this many of the 16 training videos that train mode got right (batch
-/// statistics of 4 clips vs running statistics: noise, not a bug, at this size).
+/// statistics of 4 clips vs running statistics). The learning rate decays to zero (cosine)
+/// so that the running statistics describe the final weights: with a constant 1e-3 they lag
+/// the last steps, and eval mode got 11/16 (train mode 16/16) in a CI run and in one of two
+/// local runs; with this schedule 5 local runs of 5 gave 16/16 and a last loss of 0.012–0.019.
 const EVAL_MODE_SLACK: usize = 1;
 
 /// Mean of a Burn metric log (`value,count` per batch) weighted by the counts.
@@ -129,7 +133,7 @@ fn memorise(root: &Path) -> Trained {
         lr: LEARNING_RATE,
         warmup_epochs: 0,
         weight_decay: 0.0,
-        decay: LrDecay::Constant,
+        decay: LrDecay::Cosine,
     };
     let dir = root.join("overfit");
     std::fs::create_dir_all(&dir).unwrap();
