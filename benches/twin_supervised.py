@@ -199,6 +199,44 @@ class Classifier(nn.Module):
         return self.fc(self.backbone(x).mean(dim=(2, 3, 4)))
 
 
+def burn_partitions(padded, batch, workers, rng):
+    """Burn 0.21's `MultiThreadDataLoader` with `workers` threads: the (padded) dataset is
+    shuffled once, cut into contiguous runs of whole batches, one per worker
+    (`PartialDataset::split_chunks`), and each worker then reshuffles only its own run every
+    epoch. None for PyTorch's behaviour (the whole set reshuffled every epoch)."""
+    if workers <= 0:
+        return None
+    items = list(range(padded))
+    rng.shuffle(items)
+    batches = math.ceil(padded / batch)
+    parts, start = [], 0
+    for i in range(workers):
+        n = batches // workers + (1 if i < batches % workers else 0)
+        parts.append(items[start * batch:(start + n) * batch])
+        start += n
+    return parts
+
+
+def epoch_order(n, padded, batch, partitions, rng):
+    """Item order of one epoch (indices into the padded dataset, taken modulo `n` as our
+    `VideoClipDataset::padded_to_batches` repeats videos from the start)."""
+    if partitions is None:
+        order = list(range(n))
+        rng.shuffle(order)
+        return order + order[: padded - n]
+    runs = []
+    for part in partitions:
+        part = part[:]
+        rng.shuffle(part)
+        runs.append([part[i:i + batch] for i in range(0, len(part), batch)])
+    order = []  # the workers' batches interleaved, as they arrive from the threads
+    for k in range(max(len(r) for r in runs)):
+        for r in runs:
+            if k < len(r):
+                order += [i % n for i in r[k]]
+    return order
+
+
 def lr_at(args, i, warmup, total):
     if i <= warmup:
         return args.lr * i / warmup
@@ -234,6 +272,9 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--diagnose", action="store_true", help="also evaluate with batch statistics")
+    p.add_argument("--loader-partitions", type=int, default=0,
+                   help="emulate Burn's multi-worker loader with this many workers (0: reshuffle "
+                        "the whole set each epoch, as PyTorch's loader)")
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -250,12 +291,11 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, eps=args.eps, weight_decay=args.weight_decay)
     # Our loader pads the epoch to whole batches by repeating videos (VideoClipDataset).
     per_epoch = math.ceil(len(train) / args.batch)
+    partitions = burn_partitions(per_epoch * args.batch, args.batch, args.loader_partitions, rng)
     warmup, total, it = args.warmup_epochs * per_epoch, args.epochs * per_epoch, 0
     for epoch in range(1, args.epochs + 1):
         model.train()
-        order = list(range(len(train)))
-        rng.shuffle(order)
-        order += order[: per_epoch * args.batch - len(order)]
+        order = epoch_order(len(train), per_epoch * args.batch, args.batch, partitions, rng)
         loss_sum = correct = seen = 0
         for b in range(per_epoch):
             it += 1

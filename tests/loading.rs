@@ -1,12 +1,14 @@
-//! Burn-side loading: the `Dataset`/`Batcher` pair through Burn's multi-worker
-//! `DataLoader`, on real synthetic videos with a corrupt one among them.
+//! Burn-side loading: the `Dataset`/`Batcher` pair through the stages' multi-worker
+//! `EpochLoader` (Burn's `DataLoader` trait), on real synthetic videos with a corrupt one
+//! among them.
 
 use std::path::PathBuf;
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexDevice;
-use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::DataLoader;
 use timebalance::data::clips::ClipRecipe;
+use timebalance::data::epoch_loader::EpochLoader;
 use timebalance::data::loader::LoaderItem;
 use timebalance::data::synth::{SynthConfig, generate};
 use timebalance::data::tensors::{ClipBatcher, ClipTensors, VideoClipDataset};
@@ -44,11 +46,14 @@ fn burn_dataloader_yields_full_batches_and_skips_a_corrupt_video() {
 
     let recipe = ClipRecipe::train(SIZE, true);
     let dataset = std::sync::Arc::new(VideoClipDataset::new(items.clone(), recipe, 7).unwrap());
-    let loader = DataLoaderBuilder::<Flex, _, ClipTensors<Flex>>::new(ClipBatcher)
-        .batch_size(BATCH)
-        .num_workers(2)
-        .set_device(FlexDevice)
-        .build(DatasetRef(dataset.clone()));
+    let loader = EpochLoader::<Flex, _, ClipTensors<Flex>>::new(
+        ClipBatcher,
+        DatasetRef(dataset.clone()),
+        BATCH,
+        2,
+        Some(3),
+        FlexDevice,
+    );
     let batches: Vec<ClipTensors<Flex>> = loader.iter().collect();
     let videos: usize = batches.iter().map(|b| b.videos.len()).sum();
     assert_eq!(

@@ -7,6 +7,7 @@
 pub mod augment;
 pub mod clips;
 pub mod datasets;
+pub mod epoch_loader;
 pub mod loader;
 pub mod partition;
 pub mod sampling;

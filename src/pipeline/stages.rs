@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
+use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
@@ -23,6 +23,7 @@ use super::student_data::{StudentBatcher, StudentDataset};
 use crate::checkpoint::{load_module, save_module, write_atomic};
 use crate::data::clips::ClipRecipe;
 use crate::data::datasets::VideoEntry;
+use crate::data::epoch_loader::EpochLoader;
 use crate::data::loader::LoaderItem;
 use crate::data::partition::Partition;
 use crate::data::synth::Family;
@@ -133,14 +134,14 @@ impl StageContext<'_> {
         I: Send + Sync + Clone + std::fmt::Debug + 'static,
         O: Send + Clone + std::fmt::Debug + 'static,
     {
-        let mut builder = DataLoaderBuilder::new(batcher)
-            .batch_size(batch_size)
-            .num_workers(self.config.data.workers)
-            .set_device(device.clone());
-        if let Some(seed) = shuffle {
-            builder = builder.shuffle(seed);
-        }
-        builder.build(dataset)
+        Arc::new(EpochLoader::new(
+            batcher,
+            dataset,
+            batch_size,
+            self.config.data.workers,
+            shuffle,
+            device.clone(),
+        ))
     }
 
     /// An empty validation loader: validation is the `eval` stage's job, on the test split,
