@@ -147,8 +147,9 @@ pub struct SynthConfig {
     pub seed: u64,
     /// Frame rate written to the files.
     pub fps: u32,
-    /// Object size as a multiple of the default radius range ([`OBJECT_RADIUS`]): larger
-    /// objects carry more of the frame, so fewer videos teach a model their shape.
+    /// Object size as a multiple of the default radius range (`OBJECT_RADIUS`, 0.13–0.19 of
+    /// the frame): larger objects carry more of the frame, so fewer videos teach a model their
+    /// shape.
     pub object_scale: f32,
     /// Strength of the nuisances as a multiple of the defaults: background gradient and
     /// texture, per-pixel noise and the distractor disc's size (0 = a plain background, no

@@ -1,7 +1,8 @@
 //! Burn adapters: a `Dataset` of videos' clips and a `Batcher` that stacks them into
-//! tensors on the training device — what burn-train's `DataLoaderBuilder` (and so its
-//! `Learner`) consumes. [`crate::data::loader::ClipLoader`] is the standalone alternative
-//! with its own worker pool and prefetch.
+//! tensors on the training device — what the stages' [`crate::data::epoch_loader::EpochLoader`]
+//! (a Burn `DataLoader`, and so burn-train's `Learner`) consumes.
+//! [`crate::data::loader::ClipLoader`] is the standalone alternative with its own worker pool
+//! and prefetch (used by `bench data`).
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -314,7 +314,7 @@ pub fn latest_checkpoint(stage_dir: &Path) -> Option<usize> {
 /// Metrics shown as their latest value rather than the epoch's mean.
 const LATEST_VALUE_METRICS: [&str; 1] = ["Learning Rate"];
 
-/// Prints one line per [`LOG_INTERVAL`] and one at each epoch's end, and appends them to the
+/// Prints one line every `LOG_INTERVAL` (10 s) and one at each epoch's end, and appends them to the
 /// run's log — what a CI log or `nohup` file wants instead of a TUI. Values are means over
 /// the epoch so far (burn-train hands renderers per-batch values), the learning rate its
 /// latest value.
