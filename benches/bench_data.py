@@ -26,6 +26,8 @@ import time
 import numpy as np
 from PIL import Image
 
+from clip_indices import fitting_stride, mirror
+
 OUT = 112
 BATCH = 16  # same as BENCH_BATCH_SIZE in src/data/loader.rs
 SSL_FRAMES, SSL_STRIDE, SSL_DENSE = 16, 4, 4
@@ -35,18 +37,6 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 SSL_AUG = dict(scale=(0.5, 1.0), jitter=(0.75, 1.25), hue=0.1, gray=0.175, erase=0.7)
 TRAIN_AUG = dict(scale=(0.4, 1.0), jitter=(0.9, 1.1), hue=0.05, gray=0.0, erase=0.25)
 JITTER_P, FLIP_P = 0.3, 0.5
-
-
-def mirror(i, n):
-    if n <= 1:
-        return 0
-    period = 2 * (n - 1)
-    p = i % period
-    return p if p < n else period - p
-
-
-def fitting_stride(n, frames, stride):
-    return max(1, min(stride, (n - 1) // (frames - 1))) if frames > 1 else stride
 
 
 def ssl_clips(n, rng):

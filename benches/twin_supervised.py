@@ -37,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clip_indices import fitting_stride, mirror  # noqa: E402
 from pytorch_bench import VideoResNet  # noqa: E402  (same backbones as `bench`)
 
 CLASSIFIER_INIT_STD = 0.01  # src/model/heads.rs
@@ -70,20 +71,6 @@ def decode(path):
     """Every frame of a video, [T, H, W, 3] uint8, in presentation order."""
     with av.open(path) as container:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-
-
-def mirror(i, n):
-    if n <= 1:
-        return 0
-    period = 2 * (n - 1)
-    p = i % period
-    return p if p < n else period - p
-
-
-def fitting_stride(n, frames, stride):
-    if frames <= 1:
-        return max(stride, 1)
-    return min(max((n - 1) // (frames - 1), 1), max(stride, 1))
 
 
 def span(frames, stride):

@@ -15,7 +15,7 @@
 //!
 //! # What this loader does
 //!
-//! Every epoch the whole dataset is permuted with a generator seeded by `(seed, epoch)`, cut
+//! Every epoch the whole dataset is permuted by [`epoch_order`]`(seed, epoch)`, cut
 //! into batches, and batch `k` is made by worker `k mod W` (each worker decodes its items and
 //! calls the batcher, as Burn's workers do). The consumer receives batch `k` from worker
 //! `k mod W`'s channel, so batches arrive **in epoch order** whatever the threads' speeds: the
@@ -33,16 +33,11 @@ use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::data::dataset::Dataset;
 use burn::data::dataset::transform::PartialDataset;
 use burn::tensor::backend::Backend;
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
+
+use super::loader::epoch_order;
 
 /// Finished batches each worker may hold before the consumer takes them.
 pub const PREFETCH_PER_WORKER: usize = 2;
-
-/// Mixes the epoch into the seed (SplitMix64's increment), so consecutive epochs' permutations
-/// come from unrelated streams.
-const EPOCH_SEED_STRIDE: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// A dataset shared by the loader and its worker threads.
 type SharedDataset<I> = Arc<dyn Dataset<I>>;
@@ -86,15 +81,13 @@ where
         }
     }
 
-    /// Item indices of the next epoch, in order.
-    fn epoch_order(&self) -> Vec<usize> {
+    /// Item indices of the next epoch, in order (the same rule as [`ClipLoader`]'s epochs).
+    ///
+    /// [`ClipLoader`]: crate::data::loader::ClipLoader
+    fn next_epoch_order(&self) -> Vec<usize> {
         let epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
-        let mut order: Vec<usize> = (0..self.dataset.len()).collect();
-        if let Some(seed) = self.shuffle {
-            let stream = seed ^ epoch.wrapping_add(1).wrapping_mul(EPOCH_SEED_STRIDE);
-            order.shuffle(&mut ChaCha8Rng::seed_from_u64(stream));
-        }
-        order
+        let seed = self.shuffle.unwrap_or_default();
+        epoch_order(self.dataset.len(), self.shuffle.is_some(), seed, epoch)
     }
 
     fn with_parts(&self, dataset: SharedDataset<I>, device: B::Device) -> Self {
@@ -116,7 +109,7 @@ where
     O: Send + 'static,
 {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
-        let order = self.epoch_order();
+        let order = self.next_epoch_order();
         let total = order.len();
         let batches: Arc<[Vec<usize>]> = order
             .chunks(self.batch_size)

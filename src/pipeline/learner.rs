@@ -76,8 +76,8 @@ impl<B: Backend> FileRecorder<B> for AtomicRecorder {
 }
 
 /// Each training step's loss, shared between the step ([`Monitored`]) and a loss-driven
-/// schedule (plateau or loss threshold, [`WarmupSchedule`]): burn-train hands step outputs to its metrics on another thread, so
-/// the schedule cannot read them there in step with training.
+/// schedule (plateau or loss threshold, [`WarmupSchedule`]): burn-train hands step outputs to
+/// its metrics on another thread, so the schedule cannot read them there in step with training.
 #[derive(Debug, Clone, Default)]
 pub struct LossMonitor {
     /// (sum, count) of the losses since the schedule last read them; `None`: not recording.
@@ -314,8 +314,8 @@ pub fn latest_checkpoint(stage_dir: &Path) -> Option<usize> {
 /// Metrics shown as their latest value rather than the epoch's mean.
 const LATEST_VALUE_METRICS: [&str; 1] = ["Learning Rate"];
 
-/// Prints one line every `LOG_INTERVAL` (10 s) and one at each epoch's end, and appends them to the
-/// run's log — what a CI log or `nohup` file wants instead of a TUI. Values are means over
+/// Prints one line every `LOG_INTERVAL` (10 s) and one at each epoch's end, and appends them
+/// to the run's log — what a CI log or `nohup` file wants instead of a TUI. Values are means over
 /// the epoch so far (burn-train hands renderers per-batch values), the learning rate its
 /// latest value.
 pub struct LineRenderer {

@@ -131,8 +131,8 @@ impl StageContext<'_> {
         device: &B::Device,
     ) -> Arc<dyn DataLoader<B, O>>
     where
-        I: Send + Sync + Clone + std::fmt::Debug + 'static,
-        O: Send + Clone + std::fmt::Debug + 'static,
+        I: Send + Sync + Clone + 'static,
+        O: Send + 'static,
     {
         Arc::new(EpochLoader::new(
             batcher,
