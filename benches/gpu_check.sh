@@ -30,10 +30,21 @@ step() { echo "== $*"; timeout 150 "$@" 2>&1 | tail -14; }
 step "$BIN/timebalance" info
 step "$BIN/timebalance" smoke --device cuda --steps 5
 TIMEBALANCE_GOLDEN_DIR=$PWD/tests/fixtures/golden step "$BIN/golden" cuda:: --test-threads 1
+# First step (`first_s`: compilation and autotuning included, cold caches) and steady step
+# (`median_s`), the GEMM convolution (default) and Burn's own (`--conv burn`, cut at 150 s).
+# CubeCL's compile/autotune log of the first run goes to $OUT/cubecl_r3d18_b2.log.
+rm -rf target/autotune
+CUBECL_DEBUG_LOG="$OUT/cubecl_r3d18_b2.log" step "$BIN/timebalance" bench train --arch r3d18 --frames 8 --size 112 --batch 2 --device cuda --iters 5 --warmup 2
+echo "compiled kernels (first run): $(grep -c END_KERNEL_COMPILATION "$OUT/cubecl_r3d18_b2.log" 2>/dev/null)"
+echo "== warm caches"
+step "$BIN/timebalance" bench train --arch r3d18 --frames 8 --size 112 --batch 2 --device cuda --iters 5 --warmup 2
 for b in 2 16; do
   step "$BIN/timebalance" bench train --arch r3d18 --frames 8 --size 112 --batch $b --device cuda --iters 5 --warmup 2
   step python3 benches/pytorch_bench.py --mode train --arch r3d18 --frames 8 --size 112 --batch $b --device cuda --iters 5 --warmup 2
 done
+step "$BIN/timebalance" bench train --arch r3d18 --frames 8 --size 112 --batch 2 --device cuda --iters 3 --warmup 1 --conv burn
+step "$BIN/timebalance" bench train --arch slow_r50 --frames 8 --size 224 --batch 8 --device cuda --iters 3 --warmup 1
+step python3 benches/pytorch_bench.py --mode train --arch slow_r50 --frames 8 --size 224 --batch 8 --device cuda --iters 3 --warmup 1
 step "$BIN/timebalance" bench forward --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 5 --warmup 2
 step python3 benches/pytorch_bench.py --mode forward --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 5 --warmup 2
 step python3 benches/pytorch_bench.py --mode train --arch r3d18 --frames 8 --size 112 --batch 16 --device cuda --iters 5 --warmup 2 --amp bf16

@@ -67,9 +67,12 @@ pub struct ModelBench {
     pub warmup: usize,
 }
 
-/// Seconds per iteration after warm-up.
+/// Seconds of the first iteration and per iteration after warm-up.
 #[derive(Debug, Clone)]
 pub struct BenchTimes {
+    /// The first iteration alone: on GPUs it includes compiling (and autotuning) every
+    /// kernel the step needs, unless the caches (`cubecl.toml`) already hold them.
+    pub first: f64,
     pub seconds: Vec<f64>,
 }
 
@@ -100,7 +103,7 @@ impl BackendTask for ModelBench {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<BenchTimes> {
         let shape = [self.batch, 3, self.frames, self.size, self.size];
         let total = self.warmup + self.iters;
-        let mut seconds = Vec::with_capacity(self.iters);
+        let mut seconds = Vec::with_capacity(total);
         let clips =
             |shape: [usize; 5]| Tensor::<B, 5>::random(shape, Distribution::Default, &device);
         let labels = || {
@@ -114,27 +117,27 @@ impl BackendTask for ModelBench {
         match self.mode {
             BenchMode::Forward => {
                 let model = classifier().valid();
-                for i in 0..total {
+                for _ in 0..total {
                     let x =
                         Tensor::<B::InnerBackend, 5>::random(shape, Distribution::Default, &device);
                     let start = Instant::now();
                     let logits = model.forward(x);
                     // Reading the result back waits for asynchronous backends.
                     let _ = logits.into_data();
-                    record(&mut seconds, i, self.warmup, start);
+                    record(&mut seconds, start);
                 }
             }
             BenchMode::Train => {
                 let mut model = classifier();
                 let mut optim = crate::optim::adam(0.0).init::<B, VideoClassifier<B>>();
-                for i in 0..total {
+                for _ in 0..total {
                     let (x, y) = (clips(shape), labels());
                     let start = Instant::now();
                     let loss = cross_entropy(model.forward(x), y);
                     let grads = GradientsParams::from_grads(loss.backward(), &model);
                     model = optim.step(BENCH_LEARNING_RATE, model, grads);
                     sync::<B>(&device)?;
-                    record(&mut seconds, i, self.warmup, start);
+                    record(&mut seconds, start);
                 }
             }
             #[cfg(feature = "video")]
@@ -148,7 +151,7 @@ impl BackendTask for ModelBench {
                 };
                 let mut optim = crate::optim::adam(0.0).init::<B, SslTrainer<B>>();
                 let video = [SSL_CLIPS, 3, self.frames, self.size, self.size];
-                for i in 0..total {
+                for _ in 0..total {
                     let batch = ClipTensors {
                         clips: clips([
                             self.batch * SSL_CLIPS,
@@ -165,7 +168,7 @@ impl BackendTask for ModelBench {
                     let out = model.step(batch);
                     model = optim.step(BENCH_LEARNING_RATE, model, out.grads);
                     sync::<B>(&device)?;
-                    record(&mut seconds, i, self.warmup, start);
+                    record(&mut seconds, start);
                 }
             }
             #[cfg(feature = "video")]
@@ -187,7 +190,7 @@ impl BackendTask for ModelBench {
                 };
                 let weights =
                     || Tensor::<B, 1>::random([self.batch], Distribution::Default, &device);
-                for i in 0..total {
+                for _ in 0..total {
                     let batch = PairedBatch {
                         labeled: one_clip(clips(shape), Some(labels())),
                         unlabeled: one_clip(clips(shape), None),
@@ -198,18 +201,19 @@ impl BackendTask for ModelBench {
                     let out = model.step(batch);
                     model = optim.step(BENCH_LEARNING_RATE, model, out.grads);
                     sync::<B>(&device)?;
-                    record(&mut seconds, i, self.warmup, start);
+                    record(&mut seconds, start);
                 }
             }
         }
-        Ok(BenchTimes { seconds })
+        let first = seconds.first().copied().unwrap_or(f64::NAN);
+        let seconds = seconds.split_off(self.warmup.min(seconds.len()));
+        Ok(BenchTimes { first, seconds })
     }
 }
 
-fn record(seconds: &mut Vec<f64>, i: usize, warmup: usize, start: Instant) {
-    if i >= warmup {
-        seconds.push(start.elapsed().as_secs_f64());
-    }
+/// Every iteration's time, warm-up included (split after the run).
+fn record(seconds: &mut Vec<f64>, start: Instant) {
+    seconds.push(start.elapsed().as_secs_f64());
 }
 
 /// Wait for queued work on asynchronous backends (GPU) before stopping the clock.

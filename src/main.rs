@@ -18,6 +18,7 @@ use timebalance::data::synth::{self, SynthConfig};
 use timebalance::device::{DeviceSpec, compiled_devices, dispatch};
 use timebalance::model::import::KeyLayout;
 use timebalance::model::{Arch, BackboneConfig, FULL_WIDTH};
+use timebalance::ops::ConvAlgorithm;
 #[cfg(feature = "video")]
 use timebalance::pipeline::{RunOptions, Stage, TeacherKind, registry, run_experiment};
 use timebalance::smoke::SmokeRun;
@@ -259,9 +260,12 @@ enum BenchCommand {
         #[arg(long, default_value_t = timebalance::data::clips::DEFAULT_OUT_SIZE)]
         size: u32,
     },
-    /// Forward + backward + Adam step on random clips; last line `median_s <seconds>`.
+    /// Forward + backward + Adam step on random clips; the first step's time on the line
+    /// `first_s <seconds>` (compilation included), last line `median_s <seconds>` of the
+    /// steps after warm-up. `CUBECL_DEBUG_LOG=stderr` prints CubeCL's compilation and
+    /// autotune logs.
     Train(BenchArgs),
-    /// Inference forward pass on random clips; last line `median_s <seconds>`.
+    /// Inference forward pass on random clips; `first_s` and `median_s` as `bench train`.
     Forward(BenchArgs),
     /// One self-supervised teacher step (10 clips per video, `--batch` videos; the paper's
     /// clips are `--frames 16 --size 112`); last line `median_s <seconds>`.
@@ -324,6 +328,10 @@ struct BenchArgs {
     iters: usize,
     #[arg(long, default_value_t = 1)]
     warmup: usize,
+    /// Convolution algorithm: auto (our CPU kernels on the CPU, GEMM elsewhere), gemm or
+    /// burn (Burn's own; on GPUs autotuned per geometry).
+    #[arg(long, value_enum, default_value = "auto")]
+    conv: ConvAlgorithm,
 }
 
 #[derive(Subcommand)]
@@ -431,7 +439,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let task = ModelBench {
                 mode,
-                backbone: BackboneConfig::new(args.arch, args.width),
+                backbone: BackboneConfig::new(args.arch, args.width).with_conv(args.conv),
                 classes: args.classes,
                 batch: args.batch,
                 frames: args.frames,
@@ -443,6 +451,7 @@ fn run(cli: Cli) -> Result<()> {
             for (i, s) in times.seconds.iter().enumerate() {
                 println!("iter {i}: {s:.4} s");
             }
+            println!("first_s {:.6}", times.first);
             println!("median_s {:.6}", times.median());
             Ok(())
         }

@@ -21,6 +21,7 @@ use timebalance::loss::{
 };
 use timebalance::model::import::{HeadPolicy, KeyLayout, load_pytorch_weights};
 use timebalance::model::{Arch, BackboneConfig, VideoClassifier};
+use timebalance::ops::ConvAlgorithm;
 use timebalance::tstr::{ScoreNormalization, teacher_target, teacher_weights, temporal_similarity};
 
 fn case(name: &str) -> Value {
@@ -221,11 +222,17 @@ fn check_student_kl<B: Backend>(device: &B::Device) {
 const KL_MEAN_LABELED: f64 = 0.112_796_208_789_749_87;
 const KL_MEAN_UNLABELED: f64 = 0.094_338_111_085_984_68;
 
-fn check_model<B: AutodiffBackend>(device: &B::Device, name: &str, arch: Arch) {
+fn check_model<B: AutodiffBackend>(
+    device: &B::Device,
+    name: &str,
+    arch: Arch,
+    conv: ConvAlgorithm,
+) {
     let reference = read_json(&format!("{name}.json"));
     let width = number(&reference["width"]) as usize;
     let classes = number(&reference["num_classes"]) as usize;
-    let mut model = VideoClassifier::<B>::new(BackboneConfig::new(arch, width), classes, device);
+    let backbone = BackboneConfig::new(arch, width).with_conv(conv);
+    let mut model = VideoClassifier::<B>::new(backbone, classes, device);
     let weights = golden_dir().join(format!("{name}.safetensors"));
     let report = load_pytorch_weights(
         &mut model,
@@ -382,12 +389,23 @@ macro_rules! golden_suite {
 
             #[test]
             fn r3d18_tiny_logits() {
-                check_model::<Autodiff<B>>(&$device, "r3d_tiny", Arch::R3d18);
+                check_model::<Autodiff<B>>(&$device, "r3d_tiny", Arch::R3d18, ConvAlgorithm::Auto);
+            }
+
+            /// The GEMM convolution (the GPU backends' default) on every backend.
+            #[test]
+            fn r3d18_tiny_logits_gemm() {
+                check_model::<Autodiff<B>>(&$device, "r3d_tiny", Arch::R3d18, ConvAlgorithm::Gemm);
             }
 
             #[test]
             fn r2plus1d18_tiny_logits() {
-                check_model::<Autodiff<B>>(&$device, "r2plus1d_tiny", Arch::R2plus1d18);
+                check_model::<Autodiff<B>>(
+                    &$device,
+                    "r2plus1d_tiny",
+                    Arch::R2plus1d18,
+                    ConvAlgorithm::Auto,
+                );
             }
 
             #[test]

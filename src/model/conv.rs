@@ -9,6 +9,8 @@ use burn::module::{Initializer, Module, Param};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
+use crate::ops::ConvAlgorithm;
+
 /// A bias-free 3-D convolution (every conv of a video ResNet is followed by batch norm).
 #[derive(Module, Debug)]
 pub struct Conv3dUnit<B: Backend> {
@@ -17,6 +19,8 @@ pub struct Conv3dUnit<B: Backend> {
     pub stride: [usize; 3],
     pub padding: [usize; 3],
     pub dilation: [usize; 3],
+    /// How the convolution is computed (not a parameter: not saved with the weights).
+    pub algorithm: ConvAlgorithm,
 }
 
 /// Shape and geometry of a [`Conv3dUnit`].
@@ -60,7 +64,7 @@ impl Conv3dSpec {
 
     /// Kaiming-normal initialisation in fan-out mode for ReLU networks, as torchvision's
     /// `VideoResNet` and PyTorchVideo's ResNets initialise their convolutions.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Conv3dUnit<B> {
+    pub fn init<B: Backend>(&self, algorithm: ConvAlgorithm, device: &B::Device) -> Conv3dUnit<B> {
         let [kt, kh, kw] = self.kernel;
         let shape = [self.out_channels, self.in_channels, kt, kh, kw];
         let receptive = kt * kh * kw;
@@ -79,6 +83,7 @@ impl Conv3dSpec {
             stride: self.stride,
             padding: self.padding,
             dilation: self.dilation,
+            algorithm,
         }
     }
 }
@@ -92,6 +97,7 @@ impl<B: Backend> Conv3dUnit<B> {
             self.stride,
             self.padding,
             self.dilation,
+            self.algorithm,
         )
     }
 }

@@ -14,6 +14,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::adaptive_avg_pool1d;
 use serde::{Deserialize, Serialize};
 
+use crate::ops::ConvAlgorithm;
+
 use burn::nn::{Dropout, DropoutConfig, Linear};
 pub use heads::{ClassifierConfig, ProjectionHead, ProjectionHeadConfig};
 use slow::{BOTTLENECK_EXPANSION, SlowResNet};
@@ -95,11 +97,23 @@ pub struct BackboneConfig {
     pub arch: Arch,
     /// Base width (64 for the real models).
     pub width: usize,
+    /// How its convolutions are computed ([`ConvAlgorithm::Auto`]: the fastest measured).
+    #[serde(default)]
+    pub conv: ConvAlgorithm,
 }
 
 impl BackboneConfig {
     pub fn new(arch: Arch, width: usize) -> Self {
-        Self { arch, width }
+        Self {
+            arch,
+            width,
+            conv: ConvAlgorithm::default(),
+        }
+    }
+
+    /// The same backbone computing its convolutions with `conv`.
+    pub fn with_conv(self, conv: ConvAlgorithm) -> Self {
+        Self { conv, ..self }
     }
 
     pub fn feature_dim(&self) -> usize {
@@ -108,8 +122,8 @@ impl BackboneConfig {
 
     pub fn init<B: Backend>(&self, device: &B::Device) -> Backbone<B> {
         match self.arch {
-            Arch::SlowR50 => Backbone::Slow(SlowResNet::new(self.width, device)),
-            arch => Backbone::ResNet(VideoResNet::new(arch, self.width, device)),
+            Arch::SlowR50 => Backbone::Slow(SlowResNet::new(self.width, self.conv, device)),
+            arch => Backbone::ResNet(VideoResNet::new(arch, self.width, self.conv, device)),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! res4/res5 (on the first 1×1 conv of each bottleneck), spatial stride 2 from res3 on,
 //! no temporal stride anywhere. Field names follow PyTorchVideo (`conv_a`, `norm_a`, …).
 
-use crate::ops::batch_norm;
+use crate::ops::{ConvAlgorithm, batch_norm};
 use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
@@ -50,6 +50,7 @@ impl<B: Backend> Bottleneck<B> {
         inner: usize,
         temporal_kernel: usize,
         spatial_stride: usize,
+        conv: ConvAlgorithm,
         device: &B::Device,
     ) -> Self {
         let dim_out = inner * BOTTLENECK_EXPANSION;
@@ -58,19 +59,19 @@ impl<B: Backend> Bottleneck<B> {
             branch1_conv: needs_projection.then(|| {
                 Conv3dSpec::new(dim_in, dim_out, [1, 1, 1])
                     .stride([1, spatial_stride, spatial_stride])
-                    .init(device)
+                    .init(conv, device)
             }),
             branch1_norm: needs_projection.then(|| new_batch_norm(dim_out, device)),
             conv_a: Conv3dSpec::new(dim_in, inner, [temporal_kernel, 1, 1])
                 .padding([temporal_kernel / 2, 0, 0])
-                .init(device),
+                .init(conv, device),
             norm_a: new_batch_norm(inner, device),
             conv_b: Conv3dSpec::new(inner, inner, [1, 3, 3])
                 .stride([1, spatial_stride, spatial_stride])
                 .padding([0, 1, 1])
-                .init(device),
+                .init(conv, device),
             norm_b: new_batch_norm(inner, device),
-            conv_c: Conv3dSpec::new(inner, dim_out, [1, 1, 1]).init(device),
+            conv_c: Conv3dSpec::new(inner, dim_out, [1, 1, 1]).init(conv, device),
             norm_c: new_batch_norm(dim_out, device),
         }
     }
@@ -98,12 +99,12 @@ pub struct SlowResNet<B: Backend> {
 }
 
 impl<B: Backend> SlowResNet<B> {
-    pub fn new(width: usize, device: &B::Device) -> Self {
+    pub fn new(width: usize, conv: ConvAlgorithm, device: &B::Device) -> Self {
         let stem = SlowStem {
             conv: Conv3dSpec::new(3, width, [1, 7, 7])
                 .stride([1, 2, 2])
                 .padding([0, 3, 3])
-                .init(device),
+                .init(conv, device),
             norm: new_batch_norm(width, device),
         };
         let mut dim_in = width;
@@ -127,6 +128,7 @@ impl<B: Backend> SlowResNet<B> {
                         inner,
                         STAGE_TEMPORAL_KERNEL[stage],
                         stride,
+                        conv,
                         device,
                     )
                 })

@@ -5,7 +5,7 @@
 //! (`crate::model::import` maps the key names): a stem, four stages of two basic blocks
 //! each, channels `w, 2w, 4w, 8w` (w = 64 is the real model).
 
-use crate::ops::batch_norm;
+use crate::ops::{ConvAlgorithm, batch_norm};
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::Tensor;
@@ -75,6 +75,7 @@ impl<B: Backend> SpatioTemporalConv<B> {
         out_planes: usize,
         mid_planes: usize,
         stride: usize,
+        conv: ConvAlgorithm,
         device: &B::Device,
     ) -> Self {
         match kind {
@@ -82,12 +83,14 @@ impl<B: Backend> SpatioTemporalConv<B> {
                 Conv3dSpec::new(in_planes, out_planes, [3, 3, 3])
                     .stride([stride; 3])
                     .padding([1; 3]),
+                conv,
                 device,
             ),
             ConvKind::NoTemporal => Self::plain(
                 Conv3dSpec::new(in_planes, out_planes, [1, 3, 3])
                     .stride([1, stride, stride])
                     .padding([0, 1, 1]),
+                conv,
                 device,
             ),
             ConvKind::Factorised => {
@@ -96,22 +99,22 @@ impl<B: Backend> SpatioTemporalConv<B> {
                     conv: Conv3dSpec::new(in_planes, mid, [1, 3, 3])
                         .stride([1, stride, stride])
                         .padding([0, 1, 1])
-                        .init(device),
+                        .init(conv, device),
                     mid_bn: Some(new_batch_norm(mid, device)),
                     temporal: Some(
                         Conv3dSpec::new(mid, out_planes, [3, 1, 1])
                             .stride([stride, 1, 1])
                             .padding([1, 0, 0])
-                            .init(device),
+                            .init(conv, device),
                     ),
                 }
             }
         }
     }
 
-    fn plain(spec: Conv3dSpec, device: &B::Device) -> Self {
+    fn plain(spec: Conv3dSpec, conv: ConvAlgorithm, device: &B::Device) -> Self {
         Self {
-            conv: spec.init(device),
+            conv: spec.init(conv, device),
             mid_bn: None,
             temporal: None,
         }
@@ -171,19 +174,19 @@ pub struct Stem<B: Backend> {
 }
 
 impl<B: Backend> Stem<B> {
-    fn new(factorised: bool, width: usize, device: &B::Device) -> Self {
+    fn new(factorised: bool, width: usize, conv: ConvAlgorithm, device: &B::Device) -> Self {
         if factorised {
             let mid = R2PLUS1D_STEM_MID_NUMERATOR * width / REFERENCE_BASE_WIDTH;
             Self {
                 conv: Conv3dSpec::new(3, mid, [1, 7, 7])
                     .stride([1, 2, 2])
                     .padding([0, 3, 3])
-                    .init(device),
+                    .init(conv, device),
                 bn: new_batch_norm(mid, device),
                 conv_t: Some(
                     Conv3dSpec::new(mid, width, [3, 1, 1])
                         .padding([1, 0, 0])
-                        .init(device),
+                        .init(conv, device),
                 ),
                 bn_t: Some(new_batch_norm(width, device)),
             }
@@ -192,7 +195,7 @@ impl<B: Backend> Stem<B> {
                 conv: Conv3dSpec::new(3, width, [3, 7, 7])
                     .stride([1, 2, 2])
                     .padding([1, 3, 3])
-                    .init(device),
+                    .init(conv, device),
                 bn: new_batch_norm(width, device),
                 conv_t: None,
                 bn_t: None,
@@ -221,7 +224,7 @@ pub struct VideoResNet<B: Backend> {
 
 impl<B: Backend> VideoResNet<B> {
     /// Build one of the "-18" video ResNets; `arch` must not be [`Arch::SlowR50`].
-    pub fn new(arch: Arch, width: usize, device: &B::Device) -> Self {
+    pub fn new(arch: Arch, width: usize, conv: ConvAlgorithm, device: &B::Device) -> Self {
         let kinds: [ConvKind; 4] = match arch {
             Arch::R3d18 | Arch::R3d18Dilated => [ConvKind::Full; 4],
             Arch::Mc3_18 => [
@@ -233,21 +236,21 @@ impl<B: Backend> VideoResNet<B> {
             Arch::R2plus1d18 => [ConvKind::Factorised; 4],
             Arch::SlowR50 => unreachable!("SlowR50 is built by model::slow"),
         };
-        let stem = Stem::new(arch == Arch::R2plus1d18, width, device);
+        let stem = Stem::new(arch == Arch::R2plus1d18, width, conv, device);
         let mut in_planes = width;
         let mut stages: Vec<Vec<BasicBlock<B>>> = Vec::with_capacity(4);
         for stage in 0..4 {
             let planes = width * STAGE_WIDTH_MULTIPLIER[stage];
             let dilated = arch == Arch::R3d18Dilated && stage == 3;
-            let blocks = make_stage(
-                kinds[stage],
+            let plan = StagePlan {
+                kind: kinds[stage],
                 in_planes,
                 planes,
-                BLOCKS_PER_STAGE[stage],
-                STAGE_STRIDE[stage],
-                dilated,
-                device,
-            );
+                blocks: BLOCKS_PER_STAGE[stage],
+                stride: STAGE_STRIDE[stage],
+                dilated_first: dilated,
+            };
+            let blocks = make_stage(plan, conv, device);
             stages.push(blocks);
             in_planes = planes;
         }
@@ -278,22 +281,37 @@ impl<B: Backend> VideoResNet<B> {
     }
 }
 
-fn make_stage<B: Backend>(
+/// One stage of basic blocks: its convolution kind, widths, depth and first stride.
+struct StagePlan {
     kind: ConvKind,
     in_planes: usize,
     planes: usize,
     blocks: usize,
     stride: usize,
+    /// The first block's conv keeps time (TimeBalance's dilated layer4).
     dilated_first: bool,
+}
+
+fn make_stage<B: Backend>(
+    plan: StagePlan,
+    conv: ConvAlgorithm,
     device: &B::Device,
 ) -> Vec<BasicBlock<B>> {
+    let StagePlan {
+        kind,
+        in_planes,
+        planes,
+        blocks,
+        stride,
+        dilated_first,
+    } = plan;
     (0..blocks)
         .map(|i| {
             let block_in = if i == 0 { in_planes } else { planes };
             let block_stride = if i == 0 { stride } else { 1 };
             let mid = r2plus1d_mid_planes(block_in, planes);
             let mut conv1 =
-                SpatioTemporalConv::new(kind, block_in, planes, mid, block_stride, device);
+                SpatioTemporalConv::new(kind, block_in, planes, mid, block_stride, conv, device);
             let mut ds_stride = kind.downsample_stride(block_stride);
             if dilated_first && i == 0 {
                 // TimeBalance keeps the temporal length in layer4: temporal stride 1,
@@ -307,13 +325,13 @@ fn make_stage<B: Backend>(
             let downsample = (block_stride != 1 || block_in != planes).then(|| Downsample {
                 conv: Conv3dSpec::new(block_in, planes, [1, 1, 1])
                     .stride(ds_stride)
-                    .init(device),
+                    .init(conv, device),
                 bn: new_batch_norm(planes, device),
             });
             BasicBlock {
                 conv1,
                 bn1: new_batch_norm(planes, device),
-                conv2: SpatioTemporalConv::new(kind, planes, planes, mid, 1, device),
+                conv2: SpatioTemporalConv::new(kind, planes, planes, mid, 1, conv, device),
                 bn2: new_batch_norm(planes, device),
                 downsample,
             }

@@ -1,5 +1,7 @@
-//! 3-D convolution; on the CPU backends with an autodiff node of our own whose backward
-//! pass is [`super::conv_kernel`] (im2col + GEMM per output frame).
+//! 3-D convolution: the algorithm choice, and on the CPU backends an autodiff node of our
+//! own whose backward pass is [`super::conv_kernel`] (im2col + GEMM per output frame). The
+//! other backends use [`super::conv_gemm`] (GEMMs of Burn operations) unless Burn's own
+//! convolution is asked for.
 //!
 //! Burn's generic gradients are a transposed convolution for the input and, for the weight,
 //! a convolution of the swapped input with the swapped output gradient returned as a
@@ -20,8 +22,26 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module;
 use burn::tensor::ops::{ConvOptions, FloatTensor};
 
+use serde::{Deserialize, Serialize};
+
+use super::conv_gemm;
 use super::conv_kernel::{self as kernel, ConvGeometry};
 use super::dispatch::{CpuBackend, HostBackend, from_host, primitive, tensor};
+
+/// How a 3-D convolution is computed. Every algorithm gives the same values (tested against
+/// each other and against PyTorch); they differ in speed and, on GPUs, in compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvAlgorithm {
+    /// The fastest measured per backend: our host kernels on the CPU backends
+    /// ([`super::conv_kernel`]), GEMMs of Burn operations elsewhere ([`super::conv_gemm`]).
+    #[default]
+    Auto,
+    /// GEMMs of Burn operations on every backend (on the CPU: for parity tests).
+    Gemm,
+    /// Burn's own `conv3d` (on GPUs: CubeCL's kernels, autotuned per geometry).
+    Burn,
+}
 
 /// Bias-free 3-D convolution; the single entry point used by every backbone.
 pub fn conv3d<B: Backend>(
@@ -30,19 +50,26 @@ pub fn conv3d<B: Backend>(
     stride: [usize; 3],
     padding: [usize; 3],
     dilation: [usize; 3],
+    algorithm: ConvAlgorithm,
 ) -> Tensor<B, 5> {
     let geometry = ConvGeometry::new(x.dims(), weight.dims(), stride, padding, dilation);
-    match (CpuBackend::of_f32(&x), geometry) {
-        (Some(CpuBackend::FlexAutodiff), Some(g)) => train::<Flex, B>(x, weight, g),
-        (Some(CpuBackend::NdArrayAutodiff), Some(g)) => train::<NdArray, B>(x, weight, g),
-        (Some(CpuBackend::Flex), Some(g)) => infer::<Flex, B>(x, weight, g),
-        (Some(CpuBackend::NdArray), Some(g)) => infer::<NdArray, B>(x, weight, g),
-        _ => module::conv3d(
-            x,
-            weight,
-            None,
-            ConvOptions::new(stride, padding, dilation, 1),
-        ),
+    let burn = |x, weight| {
+        let options = ConvOptions::new(stride, padding, dilation, 1);
+        module::conv3d(x, weight, None, options)
+    };
+    let Some(g) = geometry else {
+        // Burn's check names the mismatch.
+        return burn(x, weight);
+    };
+    match (algorithm, CpuBackend::of_f32(&x)) {
+        (ConvAlgorithm::Burn, _) => burn(x, weight),
+        (ConvAlgorithm::Gemm, _) | (ConvAlgorithm::Auto, None) => conv_gemm::conv3d(x, weight, g),
+        (ConvAlgorithm::Auto, Some(cpu)) => match cpu {
+            CpuBackend::FlexAutodiff => train::<Flex, B>(x, weight, g),
+            CpuBackend::NdArrayAutodiff => train::<NdArray, B>(x, weight, g),
+            CpuBackend::Flex => infer::<Flex, B>(x, weight, g),
+            CpuBackend::NdArray => infer::<NdArray, B>(x, weight, g),
+        },
     }
 }
 
@@ -136,7 +163,14 @@ mod tests {
             let x = x.clone().detach().require_grad();
             let w = w.clone().detach().require_grad();
             let y = if ours {
-                conv3d(x.clone(), w.clone(), stride, padding, dilation)
+                conv3d(
+                    x.clone(),
+                    w.clone(),
+                    stride,
+                    padding,
+                    dilation,
+                    ConvAlgorithm::Auto,
+                )
             } else {
                 let options = ConvOptions::new(stride, padding, dilation, 1);
                 module::conv3d(x.clone(), w.clone(), None, options)

@@ -55,7 +55,7 @@ impl CpuBackend {
 }
 
 /// Whether `T` and `U` are the same type.
-fn same<T: 'static, U: 'static>() -> bool {
+pub(crate) fn same<T: 'static, U: 'static>() -> bool {
     TypeId::of::<T>() == TypeId::of::<U>()
 }
 

@@ -2,12 +2,13 @@
 
 mod batch_norm;
 mod conv;
+pub mod conv_gemm;
 pub mod conv_kernel;
 mod dispatch;
 pub mod norm_kernel;
 
 pub use batch_norm::batch_norm;
-pub use conv::conv3d;
+pub use conv::{ConvAlgorithm, conv3d};
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
@@ -51,7 +52,7 @@ mod tests {
         let x0 = Tensor::<B, 5>::random([2, 2, 4, 5, 5], Distribution::Normal(0.0, 1.0), &device);
         let w0 = Tensor::<B, 5>::random([3, 2, 3, 3, 3], Distribution::Normal(0.0, 0.3), &device);
         let f = |x: Tensor<B, 5>, w: Tensor<B, 5>| {
-            conv3d(x, w, [1, 2, 2], [1, 1, 1], [1, 1, 1])
+            conv3d(x, w, [1, 2, 2], [1, 1, 1], [1, 1, 1], ConvAlgorithm::Auto)
                 .powi_scalar(2)
                 .sum()
         };

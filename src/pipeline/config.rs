@@ -17,6 +17,7 @@ use crate::data::datasets::DatasetKind;
 use crate::data::partition::LabeledAmount;
 use crate::loss::{DistillKind, StudentWeights};
 use crate::model::{Arch, BackboneConfig, VideoClassifier};
+use crate::ops::ConvAlgorithm;
 use crate::tstr::ScoreNormalization;
 
 /// A whole experiment: data, backbone, and one section per stage.
@@ -198,11 +199,15 @@ pub struct ModelConfig {
     /// architecture's, 0.5 for `slow_r50` as PyTorchVideo's head, 0 otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropout: Option<f64>,
+    /// How convolutions are computed: `auto` (our CPU kernels on the CPU, GEMMs of Burn
+    /// operations on GPUs), `gemm` or `burn` (Burn's own, autotuned per geometry on GPUs).
+    #[serde(default)]
+    pub conv: ConvAlgorithm,
 }
 
 impl ModelConfig {
     pub fn backbone(&self) -> BackboneConfig {
-        BackboneConfig::new(self.arch, self.width)
+        BackboneConfig::new(self.arch, self.width).with_conv(self.conv)
     }
 
     /// A fresh classifier of this backbone with the configured dropout.

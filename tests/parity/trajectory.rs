@@ -28,6 +28,7 @@ use timebalance::data::tensors::ClipTensors;
 use timebalance::loss::{DistillKind, StudentWeights};
 use timebalance::model::import::{HeadPolicy, KeyLayout, load_pytorch_weights};
 use timebalance::model::{Arch, BackboneConfig, SslModel, VideoClassifier};
+use timebalance::ops::ConvAlgorithm;
 use timebalance::pipeline::metrics::StepOutput;
 use timebalance::pipeline::steps::{
     PairedBatch, SslObjective, SslTrainer, StudentSettings, StudentTrainer, TeacherKind,
@@ -288,18 +289,35 @@ fn layout(arch: Arch) -> KeyLayout {
     }
 }
 
-fn classifier<B: Backend>(f: &Fixture, arch: Arch, device: &B::Device) -> VideoClassifier<B> {
+fn classifier<B: Backend>(
+    f: &Fixture,
+    arch: Arch,
+    conv: ConvAlgorithm,
+    device: &B::Device,
+) -> VideoClassifier<B> {
     let width = f.number("width") as usize;
     let classes = f.number("classes") as usize;
+    let backbone = BackboneConfig::new(arch, width).with_conv(conv);
     // The fixtures run without dropout (its masks cannot be shared with PyTorch).
-    VideoClassifier::new(BackboneConfig::new(arch, width), classes, device).with_dropout(0.0)
+    VideoClassifier::new(backbone, classes, device).with_dropout(0.0)
 }
 
-/// The supervised step (fine-tuning and baseline) in train mode.
+/// The supervised step (fine-tuning and baseline) in train mode, convolutions by the
+/// backend's default algorithm.
 pub fn supervised<B: AutodiffBackend>(case: &str, arch: Arch, device: &B::Device) {
+    supervised_with::<B>(case, arch, ConvAlgorithm::Auto, device);
+}
+
+/// The supervised step with convolutions computed by `conv`.
+pub fn supervised_with<B: AutodiffBackend>(
+    case: &str,
+    arch: Arch,
+    conv: ConvAlgorithm,
+    device: &B::Device,
+) {
     let f = Fixture::open(case);
     let model = import(
-        classifier::<B>(&f, arch, device),
+        classifier::<B>(&f, arch, conv, device),
         &f.dir.join("init.safetensors"),
         layout(arch),
     );
@@ -311,7 +329,7 @@ pub fn supervised<B: AutodiffBackend>(case: &str, arch: Arch, device: &B::Device
     };
     let (trained, losses) = train(model, [batch(0), batch(1)], &f);
     check_losses(&f, &losses, case, None);
-    let fresh = || classifier::<B::InnerBackend>(&f, arch, device);
+    let fresh = || classifier::<B::InnerBackend>(&f, arch, conv, device);
     check_final(&trained.valid(), fresh, &f, layout(arch), case);
 }
 
@@ -362,7 +380,7 @@ pub fn student<B: AutodiffBackend>(device: &B::Device) {
     let f = Fixture::open(case);
     let load = |name: &str| {
         import(
-            classifier::<B>(&f, Arch::R3d18, device),
+            classifier::<B>(&f, Arch::R3d18, ConvAlgorithm::Auto, device),
             &f.dir.join(format!("{name}.safetensors")),
             KeyLayout::Torchvision,
         )
@@ -387,7 +405,7 @@ pub fn student<B: AutodiffBackend>(device: &B::Device) {
     };
     let (trained, losses) = train(model, [batch(0), batch(1)], &f);
     check_losses(&f, &losses, case, None);
-    let fresh = || classifier::<B::InnerBackend>(&f, Arch::R3d18, device);
+    let fresh = || classifier::<B::InnerBackend>(&f, Arch::R3d18, ConvAlgorithm::Auto, device);
     check_final(
         &trained.student.valid(),
         fresh,
@@ -406,6 +424,13 @@ macro_rules! trajectory_suite {
             #[test]
             fn supervised_r3d18_matches_pytorch() {
                 supervised::<B>("supervised_r3d18", Arch::R3d18, &$device);
+            }
+
+            /// The GEMM convolution (every GPU backend's) on this CPU backend.
+            #[test]
+            fn supervised_r3d18_gemm_matches_pytorch() {
+                let conv = ConvAlgorithm::Gemm;
+                supervised_with::<B>("supervised_r3d18", Arch::R3d18, conv, &$device);
             }
 
             #[test]
@@ -443,20 +468,16 @@ trajectory_suite!(
     burn::backend::ndarray::NdArrayDevice::Cpu
 );
 
-/// wgpu (Mesa's software Vulkan driver in CI): the supervised step, through Burn's own
-/// convolution and batch norm. KNOWN FAILURE, kept runnable (`cargo test --features wgpu
-/// --test golden -- --ignored`): step 0 matches PyTorch to 1e-7, but after the first update the
-/// loss is off by 1.1e-4 and after the second by 1.5e-2 (1.5618 vs 1.5388), with and without
-/// Burn's fusion, while flex and ndarray (our kernels) follow PyTorch over all 20 steps. So
-/// Burn 0.21's wgpu training ops (convolution or batch-norm gradients, or its Adam) do not
-/// train as PyTorch does; issue 11 replaces its convolutions.
+/// wgpu (Mesa's software Vulkan driver in CI): the supervised step through the GEMM
+/// convolution, wgpu's default. Through Burn's own convolution this left PyTorch's trajectory
+/// after one update (loss 1.5618 vs 1.5388 after two): Burn 0.21's wgpu `conv3d` returns a zero
+/// input gradient for strided 1×1×1 kernels (the shortcuts; tripwire in `ops::conv_gemm`).
 #[cfg(feature = "wgpu")]
 mod wgpu {
     use super::*;
     type B = burn::backend::Autodiff<burn::backend::Wgpu>;
 
     #[test]
-    #[ignore = "Burn 0.21's wgpu ops leave PyTorch's trajectory after one update (see above)"]
     fn supervised_r3d18_matches_pytorch() {
         supervised::<B>(
             "supervised_r3d18",
