@@ -392,12 +392,6 @@ macro_rules! golden_suite {
                 check_model::<Autodiff<B>>(&$device, "r3d_tiny", Arch::R3d18, ConvAlgorithm::Auto);
             }
 
-            /// The GEMM convolution (the GPU backends' default) on every backend.
-            #[test]
-            fn r3d18_tiny_logits_gemm() {
-                check_model::<Autodiff<B>>(&$device, "r3d_tiny", Arch::R3d18, ConvAlgorithm::Gemm);
-            }
-
             #[test]
             fn r2plus1d18_tiny_logits() {
                 check_model::<Autodiff<B>>(
@@ -417,6 +411,28 @@ macro_rules! golden_suite {
 }
 
 golden_suite!(flex, burn::backend::Flex, burn::backend::flex::FlexDevice);
+
+/// The GEMM convolution (every GPU backend's default, so the wgpu suite's `r3d18_tiny_logits`
+/// already runs it) on the CPU backends.
+#[test]
+fn r3d18_tiny_logits_gemm_flex() {
+    check_model::<Autodiff<burn::backend::Flex>>(
+        &burn::backend::flex::FlexDevice,
+        "r3d_tiny",
+        Arch::R3d18,
+        ConvAlgorithm::Gemm,
+    );
+}
+
+#[test]
+fn r3d18_tiny_logits_gemm_ndarray() {
+    check_model::<Autodiff<burn::backend::NdArray>>(
+        &burn::backend::ndarray::NdArrayDevice::Cpu,
+        "r3d_tiny",
+        Arch::R3d18,
+        ConvAlgorithm::Gemm,
+    );
+}
 
 #[test]
 fn student_kl_option_flex() {

@@ -1,11 +1,12 @@
-//! Reaching the concrete CPU backends from generic code.
+//! Reaching the concrete backends from generic code (the CPU kernels; `conv_gemm`'s
+//! autodiff node on the GPU backends).
 //!
 //! Burn 0.21 has no hook for backend-specific versions of a module's operation, and making
 //! every model generic over a backend-extension trait would put a second bound on every
 //! generic function of the crate. Instead the operations in this module's siblings compare
-//! the backend's type with the CPU backends (`TypeId`, a constant per monomorphisation)
-//! and, on a match, move tensor primitives to the concrete type with a checked `Any`
-//! downcast — no `unsafe`. Other backends keep Burn's own implementation.
+//! the backend's type with the concrete backends they know (`TypeId`, a constant per
+//! monomorphisation) and, on a match, move tensor primitives to the concrete type with a
+//! checked `Any` downcast — no `unsafe`. Unknown backends get a generic fallback.
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;

@@ -62,10 +62,12 @@ const DISTINCTIVE_STEPS: usize = 4;
 /// noise into ±lr steps (see the fixture README).
 const NOISE_ONLY: f64 = 0.5;
 
+/// A case's fixture folder: `tests/fixtures/trajectory/<case>`, beside the golden folder (so
+/// that `TIMEBALANCE_GOLDEN_DIR` moves both, e.g. on a GPU machine with a copied checkout).
 pub fn fixture_dir(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/trajectory")
-        .join(case)
+    let golden = super::golden_dir();
+    let fixtures = golden.parent().unwrap_or(&golden).to_path_buf();
+    fixtures.join("trajectory").join(case)
 }
 
 /// One case: its record and its batches.
@@ -466,6 +468,16 @@ trajectory_suite!(
     ndarray,
     burn::backend::NdArray,
     burn::backend::ndarray::NdArrayDevice::Cpu
+);
+
+// Needs an NVIDIA GPU: built with `--features cuda`, run by `benches/gpu_check.sh` (its
+// `cuda::` filter); tolerances as on the CPU, which TF32 matmuls would exceed (Burn 0.21's CUDA
+// matmul is plain f32 unless asked otherwise).
+#[cfg(feature = "cuda")]
+trajectory_suite!(
+    cuda,
+    burn::backend::Cuda,
+    burn::backend::cuda::CudaDevice::new(0)
 );
 
 /// wgpu (Mesa's software Vulkan driver in CI): the supervised step through the GEMM
