@@ -132,15 +132,31 @@ fn train<I: HostBackend, B: Backend>(
     let x: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, 5>(x);
     let weight: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, 5>(weight);
     let y = host_forward::<I>(&x.primitive, &weight.primitive, &g);
-    let out = match Conv3dBackward::<I>(PhantomData)
+    tensor::<Autodiff<I>, B, 5>(record(Conv3dBackward::<I>(PhantomData), x, weight, g, y))
+}
+
+/// The autodiff output `y` of a convolution of `x` and `weight`, whose backward pass is
+/// `node` with state (input, weight, geometry): shared by the CPU kernels' node and
+/// [`conv_gemm`]'s.
+pub(super) fn record<I, N>(
+    node: N,
+    x: FloatTensor<Autodiff<I>>,
+    weight: FloatTensor<Autodiff<I>>,
+    g: ConvGeometry,
+    y: FloatTensor<I>,
+) -> FloatTensor<Autodiff<I>>
+where
+    I: Backend,
+    N: Backward<I, 2, State = (FloatTensor<I>, FloatTensor<I>, ConvGeometry)>,
+{
+    match node
         .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => prep.finish((x.primitive, weight.primitive, g), y),
         OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    tensor::<Autodiff<I>, B, 5>(out)
+    }
 }
 
 #[cfg(test)]

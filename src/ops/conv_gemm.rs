@@ -28,9 +28,8 @@ use std::marker::PhantomData;
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Slice, Tensor, TensorPrimitive};
@@ -294,14 +293,7 @@ fn tracked<I: Backend, B: Backend>(
     )
     .into_primitive()
     .tensor();
-    let out = match GemmConvBackward::<I>(PhantomData)
-        .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish((x.primitive, weight.primitive, g), y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
+    let out = super::conv::record(GemmConvBackward::<I>(PhantomData), x, weight, g, y);
     tensor::<Autodiff<I>, B, 5>(out)
 }
 
