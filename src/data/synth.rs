@@ -2,8 +2,8 @@
 //!
 //! The point of the dataset is to separate two families of classes:
 //!
-//! * **Invariant** classes (`Inv*`): the class is the object's *appearance* (circle, square,
-//!   cross, stripes, …). The object keeps its shape, size, colour and orientation for the whole
+//! * **Invariant** classes (`Inv*`): the class is the object's *appearance* (circle, cross,
+//!   stripes, square, …). The object keeps its shape, size, colour and orientation for the whole
 //!   video and only moves without direction: i.i.d. jitter, a sinusoidal oscillation with random
 //!   phase, or a bounded random walk. All three are (statistically) time-reversible, so frame
 //!   order carries no class information: one frame suffices.
@@ -228,11 +228,16 @@ enum Shape {
     MarkedBar,
 }
 
+/// Ordered so that every prefix (a run with fewer classes takes the first ones) holds the
+/// most distinct appearances: a square against a disc of similar size was the last pair a
+/// width-8 R3D-18 at 32² told apart (ours and its PyTorch twin alike, 60 epochs, every label:
+/// all remaining errors were circle ↔ square), so the demo's three shapes are circle, cross
+/// and stripes, and the square comes fourth.
 const INVARIANT_SHAPES: [(Shape, &str); 8] = [
     (Shape::Circle, "InvCircle"),
-    (Shape::Square, "InvSquare"),
     (Shape::Cross, "InvCross"),
     (Shape::Stripes, "InvStripes"),
+    (Shape::Square, "InvSquare"),
     (Shape::Triangle, "InvTriangle"),
     (Shape::Ring, "InvRing"),
     (Shape::Checker, "InvChecker"),
