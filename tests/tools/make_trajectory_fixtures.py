@@ -35,13 +35,14 @@ Cases:
   supervised_r2plus1d18  r2plus1d18 width 4, otherwise as above.
   supervised_slow_r50    slow_r50 width 4, otherwise as above (PyTorchVideo key names).
   ssl_invariant          r3d18 width 4 + projection head (hidden 32), 3 videos x 10 clips of
-  ssl_distinctive        [3,16,16,16] (view-major: clip v*5 is view v's sparse clip, v*5+1..5
-                         its dense clips); one backbone pass per clip, head on the sparse
-                         clip's slot mean, on each of its 4 slots (one head call per slot) and
-                         on each dense clip's slot mean; the invariant / distinctive teacher
-                         loss (tau 0.1); lr 1e-3, wd 1e-4. Both SSL cases use the same
-                         seed: their init.safetensors and batches.safetensors are identical
-                         (git stores them once); only the loss differs.
+  ssl_distinctive        [3,16,16,16] (distinctive: [3,32,16,16], so that the last stage keeps
+                         4 time steps for the 4 slots) (view-major: clip v*5 is view v's
+                         sparse clip, v*5+1..5 its dense clips); one backbone pass per clip,
+                         head on the sparse clip's slot mean, on each of its 4 slots (one head
+                         call per slot) and on each dense clip's slot mean; the invariant /
+                         distinctive teacher loss (tau 0.1); lr 1e-3, wd 1e-4. Both SSL cases
+                         use the same seed: the same init.safetensors (git stores it once);
+                         only the clip length and the loss differ.
   student                student + frozen invariant and distinctive teachers, r3d18 width 4,
                          5 classes (three inits); 3 labeled + 3 unlabeled clips [3,8,32,32],
                          per-video TSTR weight w; teachers in eval mode, no grad; student in
@@ -84,6 +85,11 @@ BATCH_SEED_OFFSET = 1000  # the batches' generator is seeded with seed + this
 PIXEL_LEVELS = 256  # clip values are k/255, k uniform in 0..255 (8-bit video; compresses in git)
 SSL_FRAMES = 16
 SSL_SIZE = 16
+# The distinctive case's clips: plain R3D-18 reduces time 8×, so 32 frames leave the 4 time
+# steps that the 4 temporal slots need. At 16 frames two steps were pooled into four slots:
+# slots came in identical pairs, the global–local softmaxes held tied rows with different
+# targets, and float32 rounding decided the trajectory within 4 steps.
+SSL_DISTINCTIVE_FRAMES = 32
 
 CASES = {
     "supervised_r3d18": dict(kind="supervised", arch="r3d18", width=8, classes=5, batch=4,
@@ -95,7 +101,8 @@ CASES = {
     "ssl_invariant": dict(kind="ssl", teacher="invariant", arch="r3d18", width=4, classes=None, batch=3,
                           clip=(3, SSL_FRAMES, SSL_SIZE, SSL_SIZE), lr=1e-4, weight_decay=1e-4, seed=104),
     "ssl_distinctive": dict(kind="ssl", teacher="distinctive", arch="r3d18", width=4, classes=None, batch=3,
-                            clip=(3, SSL_FRAMES, SSL_SIZE, SSL_SIZE), lr=1e-4, weight_decay=1e-4, seed=104),
+                            clip=(3, SSL_DISTINCTIVE_FRAMES, SSL_SIZE, SSL_SIZE), lr=1e-4, weight_decay=1e-4,
+                            seed=104),
     "student": dict(kind="student", arch="r3d18", width=4, classes=5, batch=3,
                     clip=(3, 8, 32, 32), lr=1e-4, weight_decay=0.0, seed=106),
 }
