@@ -21,7 +21,8 @@
 //!   padded input's gradient by strided slice-assignment (col2im), then the padding cropped.
 //!
 //! Samples are processed in chunks whose columns stay under [`COLUMN_BUDGET_BYTES`], so memory
-//! stays bounded at 224² and large batches. `Tensor::unfold` is not used: its backward loops
+//! stays bounded at 224² and large batches; a sample whose columns alone exceed it is split
+//! further into windows of output frames. `Tensor::unfold` is not used: its backward loops
 //! over windows.
 
 use std::marker::PhantomData;
@@ -37,10 +38,14 @@ use burn::tensor::{Slice, Tensor, TensorPrimitive};
 use super::conv_kernel::ConvGeometry;
 use super::dispatch::{primitive, same, tensor};
 
-/// Largest column buffer of one chunk of samples (bytes of f32): a chunk of samples is
-/// convolved at a time so that a 224² clip at batch 16+ never materialises every sample's
-/// columns at once. One sample is always a chunk, whatever its size.
-pub const COLUMN_BUDGET_BYTES: usize = 512 << 20;
+/// Largest column buffer of one chunk (bytes of f32): a chunk of samples (or of one sample's
+/// output frames) is convolved at a time, so that a 224² clip at batch 16+ never materialises
+/// every sample's columns at once. 128 MiB is WebGPU's default `maxStorageBufferBindingSize`,
+/// the largest buffer CubeCL's wgpu runtime allocates on devices that report no more (Mesa's
+/// lavapipe: R3D-18's first stage at width 64, 8×112², batch 2 needs 331 MiB of columns and
+/// panicked with "can't allocate buffer" under the former 512 MiB budget). One output frame of
+/// one sample is always a chunk, whatever its size.
+pub const COLUMN_BUDGET_BYTES: usize = 128 << 20;
 
 /// Bytes of one f32 column entry.
 const F32_BYTES: usize = 4;
@@ -79,24 +84,56 @@ fn taps(g: &ConvGeometry) -> usize {
     g.kernel.iter().product()
 }
 
-/// Output positions per sample (`T'·H'·W'`).
-fn positions(g: &ConvGeometry) -> usize {
-    g.output.iter().product()
+/// A window of output frames: the first one and how many.
+type Window = (usize, usize);
+
+/// How a convolution is cut: samples per chunk, and output frames per window within one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ChunkPlan {
+    samples: usize,
+    frames: usize,
 }
 
-/// Samples per chunk: as many as keep one chunk's columns under [`COLUMN_BUDGET_BYTES`].
-fn chunk_samples(g: &ConvGeometry) -> usize {
-    let per_sample = g.c_in * taps(g) * positions(g) * F32_BYTES;
-    (COLUMN_BUDGET_BYTES / per_sample.max(1)).clamp(1, g.batch.max(1))
+impl ChunkPlan {
+    /// As many samples per chunk as keep its columns under `budget` bytes; when one sample's
+    /// columns exceed it, one sample per chunk and as many output frames per window as fit.
+    fn new(g: &ConvGeometry, budget: usize) -> Self {
+        let [t_out, h_out, w_out] = g.output;
+        let per_frame = (g.c_in * taps(g) * h_out * w_out * F32_BYTES).max(1);
+        let per_sample = per_frame * t_out.max(1);
+        if per_sample <= budget {
+            Self {
+                samples: (budget / per_sample).clamp(1, g.batch.max(1)),
+                frames: t_out,
+            }
+        } else {
+            Self {
+                samples: 1,
+                frames: (budget / per_frame).clamp(1, t_out.max(1)),
+            }
+        }
+    }
+
+    /// The sample ranges `(start, len)` of the chunks.
+    fn chunks(self, g: &ConvGeometry) -> impl Iterator<Item = (usize, usize)> {
+        let batch = g.batch;
+        (0..batch)
+            .step_by(self.samples)
+            .map(move |start| (start, self.samples.min(batch - start)))
+    }
+
+    /// The output-frame windows of one chunk.
+    fn windows(self, g: &ConvGeometry) -> impl Iterator<Item = Window> {
+        let t_out = g.output[0];
+        (0..t_out)
+            .step_by(self.frames)
+            .map(move |first| (first, self.frames.min(t_out - first)))
+    }
 }
 
-/// The sample ranges of the chunks.
-fn chunks(g: &ConvGeometry) -> impl Iterator<Item = (usize, usize)> {
-    let size = chunk_samples(g);
-    let batch = g.batch;
-    (0..batch)
-        .step_by(size)
-        .map(move |start| (start, size.min(batch - start)))
+/// Output positions of one sample in a window (`frames·H'·W'`).
+fn positions(g: &ConvGeometry, (_, frames): Window) -> usize {
+    frames * g.output[1] * g.output[2]
 }
 
 /// `x` zero-padded by the convolution's padding.
@@ -111,14 +148,21 @@ fn padded<B: Backend>(x: Tensor<B, 5>, g: &ConvGeometry) -> Tensor<B, 5> {
         .slice_assign([0..n, 0..c, pt..pt + t, ph..ph + h, pw..pw + w], x)
 }
 
-/// The region of the padded input that kernel tap `(a, b, c)` meets over all outputs.
-fn tap_region(g: &ConvGeometry, tap: [usize; 3]) -> [Slice; 5] {
-    let axis = |d: usize| {
-        let start = tap[d] * g.dilation[d];
-        let end = start + (g.output[d] - 1) * g.stride[d] + 1;
+/// The region of the padded input that kernel tap `(a, b, c)` meets over the outputs of a
+/// window of output frames (all rows and columns).
+fn tap_region(g: &ConvGeometry, tap: [usize; 3], (first, frames): Window) -> [Slice; 5] {
+    let axis = |d: usize, first: usize, count: usize| {
+        let start = first * g.stride[d] + tap[d] * g.dilation[d];
+        let end = start + (count - 1) * g.stride[d] + 1;
         Slice::new(start as isize, Some(end as isize), g.stride[d] as isize)
     };
-    [Slice::full(), Slice::full(), axis(0), axis(1), axis(2)]
+    [
+        Slice::full(),
+        Slice::full(),
+        axis(0, first, frames),
+        axis(1, 0, g.output[1]),
+        axis(2, 0, g.output[2]),
+    ]
 }
 
 /// Kernel taps in the weight's order (`a` slowest).
@@ -127,14 +171,15 @@ fn tap_offsets(g: &ConvGeometry) -> impl Iterator<Item = [usize; 3]> {
     (0..kt).flat_map(move |a| (0..kh).flat_map(move |b| (0..kw).map(move |c| [a, b, c])))
 }
 
-/// Columns `[C_in·taps, n·P]` of a padded chunk held channel-major, `[C_in, n, T, H, W]`.
-fn columns<B: Backend>(xp: Tensor<B, 5>, g: &ConvGeometry) -> Tensor<B, 2> {
+/// Columns `[C_in·taps, n·P]` of a window of a padded chunk held channel-major,
+/// `[C_in, n, T, H, W]`.
+fn columns<B: Backend>(xp: &Tensor<B, 5>, g: &ConvGeometry, window: Window) -> Tensor<B, 2> {
     let n = xp.dims()[1];
     let slices: Vec<Tensor<B, 5>> = tap_offsets(g)
-        .map(|tap| xp.clone().slice(tap_region(g, tap)))
+        .map(|tap| xp.clone().slice(tap_region(g, tap, window)))
         .collect();
     let stacked: Tensor<B, 6> = Tensor::stack(slices, 1);
-    stacked.reshape([g.c_in * taps(g), n * positions(g)])
+    stacked.reshape([g.c_in * taps(g), n * positions(g, window)])
 }
 
 /// The chunk `start..start + len` of `[N, C, T, H, W]`, channel-major `[C, len, T, H, W]`.
@@ -147,14 +192,12 @@ fn weight_matrix<B: Backend>(weight: Tensor<B, 5>, g: &ConvGeometry) -> Tensor<B
     weight.reshape([g.c_out, g.c_in * taps(g)])
 }
 
-/// The output gradient of a chunk as `[C_out, n·P]`.
-fn output_rows<B: Backend>(
-    dy: &Tensor<B, 5>,
-    g: &ConvGeometry,
-    start: usize,
-    len: usize,
-) -> Tensor<B, 2> {
-    channel_major(dy, start, len).reshape([g.c_out, len * positions(g)])
+/// The output gradient of a window of a chunk (held channel-major) as `[C_out, n·P]`.
+fn output_rows<B: Backend>(dy: &Tensor<B, 5>, g: &ConvGeometry, window: Window) -> Tensor<B, 2> {
+    let n = dy.dims()[1];
+    dy.clone()
+        .narrow(2, window.0, window.1)
+        .reshape([g.c_out, n * positions(g, window)])
 }
 
 /// The convolution, chunk by chunk, with Burn operations only. Every matmul is 2-D, the
@@ -166,26 +209,42 @@ pub fn forward<B: Backend>(
     weight: Tensor<B, 5>,
     g: &ConvGeometry,
 ) -> Tensor<B, 5> {
-    let w = weight_matrix(weight, g);
-    let [t, h, wd] = g.output;
-    let parts: Vec<Tensor<B, 5>> = chunks(g)
-        .map(|(start, len)| {
-            let cols = columns(padded(channel_major(&x, start, len), g), g);
-            w.clone()
-                .matmul(cols)
-                .reshape([g.c_out, len, t, h, wd])
-                .swap_dims(0, 1)
-        })
-        .collect();
-    cat_or_single(parts)
+    forward_within(x, weight, g, COLUMN_BUDGET_BYTES)
 }
 
-/// Concatenates along the batch axis (no copy for a single chunk).
-fn cat_or_single<B: Backend>(mut parts: Vec<Tensor<B, 5>>) -> Tensor<B, 5> {
+fn forward_within<B: Backend>(
+    x: Tensor<B, 5>,
+    weight: Tensor<B, 5>,
+    g: &ConvGeometry,
+    budget: usize,
+) -> Tensor<B, 5> {
+    let w = weight_matrix(weight, g);
+    let [_, h, wd] = g.output;
+    let plan = ChunkPlan::new(g, budget);
+    let parts: Vec<Tensor<B, 5>> = plan
+        .chunks(g)
+        .map(|(start, len)| {
+            let xp = padded(channel_major(&x, start, len), g);
+            let windows: Vec<Tensor<B, 5>> = plan
+                .windows(g)
+                .map(|window| {
+                    w.clone()
+                        .matmul(columns(&xp, g, window))
+                        .reshape([g.c_out, len, window.1, h, wd])
+                })
+                .collect();
+            cat_or_single(windows, 2).swap_dims(0, 1)
+        })
+        .collect();
+    cat_or_single(parts, 0)
+}
+
+/// Concatenates along `dim` (no copy for a single part).
+fn cat_or_single<B: Backend>(mut parts: Vec<Tensor<B, 5>>, dim: usize) -> Tensor<B, 5> {
     if parts.len() == 1 {
         parts.remove(0)
     } else {
-        Tensor::cat(parts, 0)
+        Tensor::cat(parts, dim)
     }
 }
 
@@ -195,15 +254,29 @@ pub fn weight_grad<B: Backend>(
     dy: Tensor<B, 5>,
     g: &ConvGeometry,
 ) -> Tensor<B, 5> {
+    weight_grad_within(x, dy, g, COLUMN_BUDGET_BYTES)
+}
+
+fn weight_grad_within<B: Backend>(
+    x: Tensor<B, 5>,
+    dy: Tensor<B, 5>,
+    g: &ConvGeometry,
+    budget: usize,
+) -> Tensor<B, 5> {
     let [kt, kh, kw] = g.kernel;
+    let plan = ChunkPlan::new(g, budget);
     let mut total: Option<Tensor<B, 2>> = None;
-    for (start, len) in chunks(g) {
-        let cols = columns(padded(channel_major(&x, start, len), g), g);
-        let part = output_rows(&dy, g, start, len).matmul(cols.transpose());
-        total = Some(match total {
-            Some(t) => t + part,
-            None => part,
-        });
+    for (start, len) in plan.chunks(g) {
+        let xp = padded(channel_major(&x, start, len), g);
+        let dy = channel_major(&dy, start, len);
+        for window in plan.windows(g) {
+            let cols = columns(&xp, g, window);
+            let part = output_rows(&dy, g, window).matmul(cols.transpose());
+            total = Some(match total {
+                Some(t) => t + part,
+                None => part,
+            });
+        }
     }
     let total = total.expect("a convolution has at least one sample");
     total.reshape([g.c_out, g.c_in, kt, kh, kw])
@@ -215,27 +288,43 @@ pub fn input_grad<B: Backend>(
     dy: Tensor<B, 5>,
     g: &ConvGeometry,
 ) -> Tensor<B, 5> {
+    input_grad_within(weight, dy, g, COLUMN_BUDGET_BYTES)
+}
+
+fn input_grad_within<B: Backend>(
+    weight: Tensor<B, 5>,
+    dy: Tensor<B, 5>,
+    g: &ConvGeometry,
+    budget: usize,
+) -> Tensor<B, 5> {
     let wt = weight_matrix(weight, g).transpose();
-    let [t_out, h_out, w_out] = g.output;
+    let [_, h_out, w_out] = g.output;
     let [t, h, w] = g.input;
     let [pt, ph, pw] = g.padding;
     let k = taps(g);
-    let parts: Vec<Tensor<B, 5>> = chunks(g)
+    let plan = ChunkPlan::new(g, budget);
+    let parts: Vec<Tensor<B, 5>> = plan
+        .chunks(g)
         .map(|(start, len)| {
-            let dcols: Tensor<B, 6> = wt
-                .clone()
-                .matmul(output_rows(&dy, g, start, len))
-                .reshape([g.c_in, k, len, t_out, h_out, w_out]);
+            let dy = channel_major(&dy, start, len);
             let dims = [g.c_in, len, t + 2 * pt, h + 2 * ph, w + 2 * pw];
-            let mut dxp = Tensor::<B, 5>::zeros(dims, &dcols.device());
-            for (index, tap) in tap_offsets(g).enumerate() {
-                let region = tap_region(g, tap);
-                let part: Tensor<B, 5> = dcols
+            let mut dxp = Tensor::<B, 5>::zeros(dims, &dy.device());
+            // Windows meet overlapping input frames: each adds to what is there (col2im).
+            for window in plan.windows(g) {
+                let frames = window.1;
+                let dcols: Tensor<B, 6> = wt
                     .clone()
-                    .narrow(1, index, 1)
-                    .reshape([g.c_in, len, t_out, h_out, w_out]);
-                let current = dxp.clone().slice(region);
-                dxp = dxp.slice_assign(region, current + part);
+                    .matmul(output_rows(&dy, g, window))
+                    .reshape([g.c_in, k, len, frames, h_out, w_out]);
+                for (index, tap) in tap_offsets(g).enumerate() {
+                    let region = tap_region(g, tap, window);
+                    let part: Tensor<B, 5> = dcols
+                        .clone()
+                        .narrow(1, index, 1)
+                        .reshape([g.c_in, len, frames, h_out, w_out]);
+                    let current = dxp.clone().slice(region);
+                    dxp = dxp.slice_assign(region, current + part);
+                }
             }
             let dx = if g.padding == [0; 3] {
                 dxp
@@ -245,7 +334,7 @@ pub fn input_grad<B: Backend>(
             dx.swap_dims(0, 1)
         })
         .collect();
-    cat_or_single(parts)
+    cat_or_single(parts, 0)
 }
 
 /// The autodiff node of the GEMM convolution; parents: input, weight.
@@ -499,21 +588,76 @@ mod tests {
         );
     }
 
-    /// Chunking: a budget smaller than one sample's columns gives one sample per chunk.
+    /// The chunk plan: several samples per chunk when they fit, one sample in windows of
+    /// output frames when one sample's columns exceed the budget (R3D-18's first stage at
+    /// width 64, 8×112²: 173 MB of columns per sample), every sample and frame covered once.
     #[test]
-    fn chunks_cover_the_batch() {
+    fn chunk_plan_covers_samples_and_frames() {
         let g = ConvGeometry::new(
-            [5, 64, 8, 112, 112],
+            [5, 64, 8, 56, 56],
             [64, 64, 3, 3, 3],
             [1; 3],
             [1; 3],
             [1; 3],
         )
         .unwrap();
-        let covered: Vec<(usize, usize)> = chunks(&g).collect();
-        let per_sample = 64 * 27 * 8 * 112 * 112 * F32_BYTES;
-        let expected = (COLUMN_BUDGET_BYTES / per_sample).max(1);
-        assert_eq!(covered[0], (0, expected.min(5)));
-        assert_eq!(covered.iter().map(|c| c.1).sum::<usize>(), 5);
+        let per_frame = 64 * 27 * 56 * 56 * F32_BYTES;
+        let plan = ChunkPlan::new(&g, COLUMN_BUDGET_BYTES);
+        assert_eq!(plan.samples, 1);
+        assert_eq!(plan.frames, COLUMN_BUDGET_BYTES / per_frame);
+        assert!(plan.frames < 8, "one sample must not fit: {plan:?}");
+        let windows: Vec<Window> = plan.windows(&g).collect();
+        assert_eq!(windows.iter().map(|w| w.1).sum::<usize>(), 8);
+        assert_eq!(windows[1].0, plan.frames);
+        let roomy = ChunkPlan::new(&g, 3 * per_frame * 8);
+        assert_eq!(
+            roomy,
+            ChunkPlan {
+                samples: 3,
+                frames: 8
+            }
+        );
+        let chunks: Vec<(usize, usize)> = roomy.chunks(&g).collect();
+        assert_eq!(chunks, vec![(0, 3), (3, 2)]);
+    }
+
+    /// Windows of output frames give the same output and gradients as one chunk: every case
+    /// at a budget of one byte (one sample, one output frame per window) and of two frames'
+    /// columns (windows of 2, the last one shorter where T' is odd), against the whole batch
+    /// in one chunk — which `flex_gemm_matches_burn` holds to Burn's convolution.
+    #[test]
+    fn frame_windows_match_one_chunk() {
+        type B = Flex;
+        let device = Default::default();
+        for (case, &(xs, ws, stride, padding, dilation)) in CASES.iter().enumerate() {
+            let g = ConvGeometry::new(xs, ws, stride, padding, dilation).unwrap();
+            let x = pattern::<B, 5>(xs, 17, &device);
+            let w = pattern::<B, 5>(ws, 29, &device) * 0.3;
+            let dy = pattern::<B, 5>(
+                [g.batch, g.c_out, g.output[0], g.output[1], g.output[2]],
+                41,
+                &device,
+            );
+            let whole = usize::MAX;
+            let two_frames = 2 * g.c_in * taps(&g) * g.output[1] * g.output[2] * F32_BYTES;
+            for budget in [1, two_frames] {
+                let what = |part: &str| format!("case {case} budget {budget} {part}");
+                assert_close(
+                    &what("output"),
+                    &values(forward_within(x.clone(), w.clone(), &g, budget)),
+                    &values(forward_within(x.clone(), w.clone(), &g, whole)),
+                );
+                assert_close(
+                    &what("weight grad"),
+                    &values(weight_grad_within(x.clone(), dy.clone(), &g, budget)),
+                    &values(weight_grad_within(x.clone(), dy.clone(), &g, whole)),
+                );
+                assert_close(
+                    &what("input grad"),
+                    &values(input_grad_within(w.clone(), dy.clone(), &g, budget)),
+                    &values(input_grad_within(w.clone(), dy.clone(), &g, whole)),
+                );
+            }
+        }
     }
 }
