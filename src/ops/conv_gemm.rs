@@ -76,7 +76,7 @@ pub fn conv3d<B: Backend>(x: Tensor<B, 5>, weight: Tensor<B, 5>, g: ConvGeometry
     if same::<B, Autodiff<burn::backend::NdArray>>() {
         return tracked::<burn::backend::NdArray, B>(x, weight, g);
     }
-    forward(x, weight, &g)
+    forward(x, weight, &g, COLUMN_BUDGET_BYTES)
 }
 
 /// Kernel taps per input channel (`kt·kh·kw`).
@@ -203,16 +203,9 @@ fn output_rows<B: Backend>(dy: &Tensor<B, 5>, g: &ConvGeometry, window: Window) 
 /// The convolution, chunk by chunk, with Burn operations only. Every matmul is 2-D, the
 /// samples of a chunk side by side in its columns: one large GEMM per chunk (and Burn 0.21's
 /// batched wgpu matmul returned wrong values for `[2, 8, 216] · [2, 216, 2048]` on lavapipe,
-/// while 2-D products of every size tried were right).
+/// while 2-D products of every size tried were right). Chunks keep their columns under
+/// `budget` bytes ([`COLUMN_BUDGET_BYTES`] in training).
 pub fn forward<B: Backend>(
-    x: Tensor<B, 5>,
-    weight: Tensor<B, 5>,
-    g: &ConvGeometry,
-) -> Tensor<B, 5> {
-    forward_within(x, weight, g, COLUMN_BUDGET_BYTES)
-}
-
-fn forward_within<B: Backend>(
     x: Tensor<B, 5>,
     weight: Tensor<B, 5>,
     g: &ConvGeometry,
@@ -248,16 +241,8 @@ fn cat_or_single<B: Backend>(mut parts: Vec<Tensor<B, 5>>, dim: usize) -> Tensor
     }
 }
 
-/// The weight gradient `[C_out, C_in, kt, kh, kw]`.
+/// The weight gradient `[C_out, C_in, kt, kh, kw]`, chunked under `budget` bytes of columns.
 pub fn weight_grad<B: Backend>(
-    x: Tensor<B, 5>,
-    dy: Tensor<B, 5>,
-    g: &ConvGeometry,
-) -> Tensor<B, 5> {
-    weight_grad_within(x, dy, g, COLUMN_BUDGET_BYTES)
-}
-
-fn weight_grad_within<B: Backend>(
     x: Tensor<B, 5>,
     dy: Tensor<B, 5>,
     g: &ConvGeometry,
@@ -282,16 +267,8 @@ fn weight_grad_within<B: Backend>(
     total.reshape([g.c_out, g.c_in, kt, kh, kw])
 }
 
-/// The input gradient `[N, C_in, T, H, W]`.
+/// The input gradient `[N, C_in, T, H, W]`, chunked under `budget` bytes of columns.
 pub fn input_grad<B: Backend>(
-    weight: Tensor<B, 5>,
-    dy: Tensor<B, 5>,
-    g: &ConvGeometry,
-) -> Tensor<B, 5> {
-    input_grad_within(weight, dy, g, COLUMN_BUDGET_BYTES)
-}
-
-fn input_grad_within<B: Backend>(
     weight: Tensor<B, 5>,
     dy: Tensor<B, 5>,
     g: &ConvGeometry,
@@ -357,11 +334,11 @@ impl<I: Backend> Backward<I, 2> for GemmConvBackward<I> {
         let dy = wrap::<I>(grads.consume::<I>(&ops.node));
         let (x, weight, g) = ops.state;
         if let Some(node) = node_x {
-            let dx = input_grad(wrap::<I>(weight), dy.clone(), &g);
+            let dx = input_grad(wrap::<I>(weight), dy.clone(), &g, COLUMN_BUDGET_BYTES);
             grads.register::<I>(node.id, dx.into_primitive().tensor());
         }
         if let Some(node) = node_weight {
-            let dw = weight_grad(wrap::<I>(x), dy, &g);
+            let dw = weight_grad(wrap::<I>(x), dy, &g, COLUMN_BUDGET_BYTES);
             grads.register::<I>(node.id, dw.into_primitive().tensor());
         }
     }
@@ -379,6 +356,7 @@ fn tracked<I: Backend, B: Backend>(
         wrap::<I>(x.primitive.clone()),
         wrap::<I>(weight.primitive.clone()),
         &g,
+        COLUMN_BUDGET_BYTES,
     )
     .into_primitive()
     .tensor();
@@ -644,18 +622,18 @@ mod tests {
                 let what = |part: &str| format!("case {case} budget {budget} {part}");
                 assert_close(
                     &what("output"),
-                    &values(forward_within(x.clone(), w.clone(), &g, budget)),
-                    &values(forward_within(x.clone(), w.clone(), &g, whole)),
+                    &values(forward(x.clone(), w.clone(), &g, budget)),
+                    &values(forward(x.clone(), w.clone(), &g, whole)),
                 );
                 assert_close(
                     &what("weight grad"),
-                    &values(weight_grad_within(x.clone(), dy.clone(), &g, budget)),
-                    &values(weight_grad_within(x.clone(), dy.clone(), &g, whole)),
+                    &values(weight_grad(x.clone(), dy.clone(), &g, budget)),
+                    &values(weight_grad(x.clone(), dy.clone(), &g, whole)),
                 );
                 assert_close(
                     &what("input grad"),
-                    &values(input_grad_within(w.clone(), dy.clone(), &g, budget)),
-                    &values(input_grad_within(w.clone(), dy.clone(), &g, whole)),
+                    &values(input_grad(w.clone(), dy.clone(), &g, budget)),
+                    &values(input_grad(w.clone(), dy.clone(), &g, whole)),
                 );
             }
         }
