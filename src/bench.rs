@@ -9,21 +9,15 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
 use burn::tensor::{Distribution, Int, Tensor};
-#[cfg(feature = "video")]
 use burn::train::TrainStep;
 
-#[cfg(feature = "video")]
-use crate::data::clips::SSL_CLIPS;
-#[cfg(feature = "video")]
-use crate::data::tensors::ClipTensors;
+use crate::data::batch::ClipTensors;
+use crate::data::sampling::SSL_CLIPS;
 use crate::device::BackendTask;
-#[cfg(feature = "video")]
 use crate::loss::StudentWeights;
 use crate::loss::cross_entropy;
-#[cfg(feature = "video")]
 use crate::model::SslModel;
 use crate::model::{BackboneConfig, VideoClassifier};
-#[cfg(feature = "video")]
 use crate::pipeline::steps::{
     PairedBatch, SslObjective, SslTrainer, StudentSettings, StudentTrainer, TeacherKind,
 };
@@ -33,7 +27,6 @@ const BENCH_LEARNING_RATE: f64 = 1e-4;
 
 /// The temperature of the timed self-supervised steps (the experiments' value; it does
 /// not affect the timing).
-#[cfg(feature = "video")]
 const BENCH_TAU: f64 = 0.1;
 
 /// What to time.
@@ -43,14 +36,11 @@ pub enum BenchMode {
     Forward,
     /// Forward + backward + Adam step of a classifier.
     Train,
-    // The method's steps need the pipeline, which comes with the `video` feature.
     /// One self-supervised step of a teacher: the ten clips of each video through backbone
     /// and projection head, the teacher's loss, backward, Adam (`batch` videos).
-    #[cfg(feature = "video")]
     Ssl(TeacherKind),
     /// One student step: `batch` labeled + `batch` unlabeled clips, both frozen teachers
     /// forward on both, the student's loss, backward, Adam.
-    #[cfg(feature = "video")]
     Student,
 }
 
@@ -140,7 +130,6 @@ impl BackendTask for ModelBench {
                     record(&mut seconds, start);
                 }
             }
-            #[cfg(feature = "video")]
             BenchMode::Ssl(teacher) => {
                 let mut model = SslTrainer {
                     model: SslModel::<B>::new(self.backbone, &device),
@@ -171,7 +160,6 @@ impl BackendTask for ModelBench {
                     record(&mut seconds, start);
                 }
             }
-            #[cfg(feature = "video")]
             BenchMode::Student => {
                 let mut model = StudentTrainer {
                     student: classifier(),

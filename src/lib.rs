@@ -5,14 +5,12 @@ pub mod bench;
 pub mod checkpoint;
 #[cfg(feature = "video")]
 pub mod commands;
-#[cfg(feature = "video")]
 pub mod data;
 pub mod device;
 pub mod loss;
 pub mod model;
 pub mod ops;
 pub mod optim;
-#[cfg(feature = "video")]
 pub mod pipeline;
 pub mod smoke;
 pub mod tstr;

@@ -19,8 +19,9 @@ use timebalance::device::{DeviceSpec, compiled_devices, dispatch};
 use timebalance::model::import::KeyLayout;
 use timebalance::model::{Arch, BackboneConfig, FULL_WIDTH};
 use timebalance::ops::ConvAlgorithm;
+use timebalance::pipeline::TeacherKind;
 #[cfg(feature = "video")]
-use timebalance::pipeline::{RunOptions, Stage, TeacherKind, registry, run_experiment};
+use timebalance::pipeline::{RunOptions, Stage, registry, run_experiment};
 use timebalance::smoke::SmokeRun;
 use timebalance::weights::ImportTask;
 
@@ -269,7 +270,6 @@ enum BenchCommand {
     Forward(BenchArgs),
     /// One self-supervised teacher step (10 clips per video, `--batch` videos; the paper's
     /// clips are `--frames 16 --size 112`); last line `median_s <seconds>`.
-    #[cfg(feature = "video")]
     Ssl {
         #[arg(long, value_enum)]
         teacher: TeacherKind,
@@ -278,7 +278,6 @@ enum BenchCommand {
     },
     /// One student step (`--batch` labeled + `--batch` unlabeled clips, two frozen
     /// teachers); last line `median_s <seconds>`.
-    #[cfg(feature = "video")]
     Student(BenchArgs),
 }
 
@@ -412,9 +411,7 @@ fn run(cli: Cli) -> Result<()> {
             let (mode, args) = match what {
                 BenchCommand::Train(a) => (BenchMode::Train, a),
                 BenchCommand::Forward(a) => (BenchMode::Forward, a),
-                #[cfg(feature = "video")]
                 BenchCommand::Ssl { teacher, args } => (BenchMode::Ssl(teacher), args),
-                #[cfg(feature = "video")]
                 BenchCommand::Student(a) => (BenchMode::Student, a),
                 #[cfg(feature = "video")]
                 BenchCommand::Data {

@@ -5,7 +5,6 @@
 mod common;
 #[path = "parity/gradients.rs"]
 mod gradients;
-#[cfg(feature = "video")]
 #[path = "parity/trajectory.rs"]
 mod trajectory;
 

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use burn::backend::Flex;
 use burn::backend::flex::FlexDevice;
 use burn::data::dataloader::DataLoader;
+use timebalance::data::batch::ClipTensors;
 use timebalance::data::clips::ClipRecipe;
 use timebalance::data::epoch_loader::EpochLoader;
 use timebalance::data::loader::LoaderItem;
 use timebalance::data::synth::{SynthConfig, generate};
-use timebalance::data::tensors::{ClipBatcher, ClipTensors, VideoClipDataset};
+use timebalance::data::tensors::{ClipBatcher, VideoClipDataset};
 
 const SIZE: u32 = 32;
 const BATCH: usize = 3;

@@ -26,17 +26,12 @@ use super::augment::{
     EvalCrops,
 };
 use super::sampling::{
-    DecodePlan, EVAL_CLIPS, SSL_CLIP_FRAMES, SSL_DENSE_CLIPS, TRAIN_CLIP_FRAMES, TRAIN_CLIP_STRIDE,
-    TSTR_DEFAULT_CLIPS, eval_indices, ssl_indices, train_indices, tstr_indices,
+    DecodePlan, EVAL_CLIPS, SSL_CLIP_FRAMES, SSL_CLIPS, SSL_CLIPS_PER_VIEW, SSL_VIEWS,
+    TRAIN_CLIP_FRAMES, TRAIN_CLIP_STRIDE, TSTR_DEFAULT_CLIPS, eval_indices, ssl_indices,
+    train_indices, tstr_indices,
 };
 use super::video::{FrameReader, RgbFrame, VideoError};
 
-/// Views per self-supervised clip (docs/method.md: "every clip is drawn twice").
-pub const SSL_VIEWS: usize = 2;
-/// Self-supervised clips per view: the sparse clip, then the dense clips.
-pub const SSL_CLIPS_PER_VIEW: usize = 1 + SSL_DENSE_CLIPS;
-/// Self-supervised clips per video, all views (10).
-pub const SSL_CLIPS: usize = SSL_VIEWS * SSL_CLIPS_PER_VIEW;
 /// Usual output side (docs/method.md: 112² is the cheaper setting this project uses).
 pub const DEFAULT_OUT_SIZE: u32 = 112;
 /// Tag mixed into the per-video seed, so clip RNGs never coincide with other seeded streams

@@ -28,6 +28,12 @@ pub const SSL_CLIP_FRAMES: usize = 16;
 pub const SSL_SPARSE_STRIDE: usize = 4;
 /// Number of dense (local) clips.
 pub const SSL_DENSE_CLIPS: usize = 4;
+/// Views per self-supervised clip (docs/method.md: "every clip is drawn twice").
+pub const SSL_VIEWS: usize = 2;
+/// Self-supervised clips per view: the sparse clip, then the dense clips.
+pub const SSL_CLIPS_PER_VIEW: usize = 1 + SSL_DENSE_CLIPS;
+/// Self-supervised clips per video, all views (10).
+pub const SSL_CLIPS: usize = SSL_VIEWS * SSL_CLIPS_PER_VIEW;
 /// Frames per fine-tuning / evaluation clip.
 pub const TRAIN_CLIP_FRAMES: usize = 8;
 /// Stride of fine-tuning / evaluation clips.

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
 
+use super::batch::ClipTensors;
 use super::clips::{ClipError, ClipMaker, ClipRecipe, VideoClips, video_rng};
 use super::loader::{ClipBatch, LoaderItem, SkippedVideo};
 
@@ -21,32 +21,7 @@ use super::loader::{ClipBatch, LoaderItem, SkippedVideo};
 /// corrupt file never ends an epoch early (Burn's loaders stop at the first `None`).
 const MAX_SUBSTITUTES: usize = 16;
 
-/// Videos' clips as tensors: `clips` is `[B, n_clips, 3, T, S, S]`.
-#[derive(Debug, Clone)]
-pub struct ClipTensors<B: Backend> {
-    pub clips: Tensor<B, 6>,
-    /// Class indices `[B]` when every video of the batch is labeled.
-    pub labels: Option<Tensor<B, 1, Int>>,
-    /// Index of each video in its item list.
-    pub videos: Vec<usize>,
-}
-
 impl<B: Backend> ClipTensors<B> {
-    /// Clip `k` of every video, `[B, 3, T, S, S]`.
-    pub fn clip(&self, k: usize) -> Tensor<B, 5> {
-        let [b, _, c, t, h, w] = self.clips.dims();
-        self.clips
-            .clone()
-            .slice([0..b, k..k + 1])
-            .reshape([b, c, t, h, w])
-    }
-
-    /// All clips folded into the batch axis, `[B·n_clips, 3, T, S, S]` (video-major).
-    pub fn flattened(&self) -> Tensor<B, 5> {
-        let [b, n, c, t, h, w] = self.clips.dims();
-        self.clips.clone().reshape([b * n, c, t, h, w])
-    }
-
     /// Stack videos' clips on `device`.
     pub fn from_videos(items: &[VideoClips], device: &B::Device) -> Self {
         let first = items.first().expect("a batch has at least one video");
@@ -76,26 +51,6 @@ impl<B: Backend> ClipTensors<B> {
     pub fn from_batch(batch: ClipBatch, device: &B::Device) -> Self {
         let labels: Option<Vec<usize>> = batch.labels.iter().copied().collect();
         Self::new(batch.clips, batch.shape, labels, batch.videos, device)
-    }
-
-    fn new(
-        data: Vec<f32>,
-        shape: [usize; 6],
-        labels: Option<Vec<usize>>,
-        videos: Vec<usize>,
-        device: &B::Device,
-    ) -> Self {
-        let clips = Tensor::from_data(TensorData::new(data, shape), device);
-        let labels = labels.map(|l| {
-            let n = l.len();
-            let ints: Vec<i64> = l.into_iter().map(|x| x as i64).collect();
-            Tensor::from_data(TensorData::new(ints, [n]), device)
-        });
-        Self {
-            clips,
-            labels,
-            videos,
-        }
     }
 }
 

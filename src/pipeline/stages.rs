@@ -21,13 +21,14 @@ use super::runlog::RunLog;
 use super::steps::{SslObjective, SslTrainer, StudentSettings, StudentTrainer, TeacherKind};
 use super::student_data::{StudentBatcher, StudentDataset};
 use crate::checkpoint::{load_module, save_module, write_atomic};
+use crate::data::batch::ClipTensors;
 use crate::data::clips::ClipRecipe;
 use crate::data::datasets::VideoEntry;
 use crate::data::epoch_loader::EpochLoader;
 use crate::data::loader::LoaderItem;
 use crate::data::partition::Partition;
 use crate::data::synth::Family;
-use crate::data::tensors::{ClipBatcher, ClipTensors, VideoClipDataset};
+use crate::data::tensors::{ClipBatcher, VideoClipDataset};
 use crate::model::{SslModel, VideoClassifier};
 use crate::tstr::{self_similarity, teacher_weights, temporal_similarity};
 

@@ -9,8 +9,8 @@ use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use serde::{Deserialize, Serialize};
 
 use super::metrics::StepOutput;
-use crate::data::clips::{SSL_CLIPS, SSL_CLIPS_PER_VIEW, SSL_VIEWS};
-use crate::data::tensors::ClipTensors;
+use crate::data::batch::ClipTensors;
+use crate::data::sampling::{SSL_CLIPS, SSL_CLIPS_PER_VIEW, SSL_VIEWS};
 use crate::loss::{
     DistillKind, SslEmbeddings, StudentWeights, TeacherLoss, cross_entropy, distinctive_loss,
     invariant_loss, student_loss,

@@ -17,8 +17,9 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::config::StudentEpoch;
 use super::steps::PairedBatch;
+use crate::data::batch::ClipTensors;
 use crate::data::clips::VideoClips;
-use crate::data::tensors::{ClipTensors, VideoClipDataset};
+use crate::data::tensors::VideoClipDataset;
 
 /// One labeled and one unlabeled video's clips with their teacher weights.
 #[derive(Debug, Clone)]

@@ -24,7 +24,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use burn::train::TrainStep;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
-use timebalance::data::tensors::ClipTensors;
+use timebalance::data::batch::ClipTensors;
 use timebalance::loss::{DistillKind, StudentWeights};
 use timebalance::model::import::{HeadPolicy, KeyLayout, load_pytorch_weights};
 use timebalance::model::{Arch, BackboneConfig, SslModel, VideoClassifier};
