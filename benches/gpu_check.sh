@@ -2,8 +2,9 @@
 # One prepared run on a machine with an NVIDIA GPU and no Rust toolchain.
 # Build here first (see benches/README.md), then on the GPU machine, from the repo root:
 #   bash benches/gpu_check.sh DIR_WITH_BINARIES
-# DIR must hold `timebalance` (built with --features cuda) and `golden` (the golden test
-# binary built with --features cuda: its `cuda::` tests are the golden and trajectory parity), or an archive `gpu-bin.tgz` of both. Finds NVRTC in a PyTorch wheel if the system
+# DIR must hold `timebalance` (built with --features cuda) and `integration` (the integration
+# test binary built with --features cuda: its `cuda::` tests are the golden and trajectory
+# parity), or an archive `gpu-bin.tgz` of both. Finds NVRTC in a PyTorch wheel if the system
 # has none. The strip + gzip of both binaries is ~25 MB (the device tool carries 64 MiB with
 # the checkout's ~40 MB).
 #
@@ -76,7 +77,7 @@ for b in 2 16; do
   step "$BIN/timebalance" bench train "${R3D[@]}" --batch $b --device "$DEVICE" --iters 5 --warmup 2 $WIDTH_ARGS
   step python3 benches/pytorch_bench.py --mode train "${R3D[@]}" --batch $b --device "$TORCH_DEVICE" --iters 5 --warmup 2 $WIDTH_ARGS
 done
-TIMEBALANCE_GOLDEN_DIR=$PWD/tests/fixtures/golden step "$BIN/golden" "$DEVICE::" --test-threads 1
+TIMEBALANCE_GOLDEN_DIR=$PWD/tests/fixtures/golden step "$BIN/integration" "$DEVICE::" --test-threads 1
 step "$BIN/timebalance" bench forward "${R3D[@]}" --batch 16 --device "$DEVICE" --iters 5 --warmup 2 $WIDTH_ARGS
 step python3 benches/pytorch_bench.py --mode forward "${R3D[@]}" --batch 16 --device "$TORCH_DEVICE" --iters 5 --warmup 2 $WIDTH_ARGS
 step "$BIN/timebalance" bench train --arch slow_r50 --frames 8 --size 224 --batch 8 --device "$DEVICE" --iters 3 --warmup 1 $WIDTH_ARGS

@@ -1,13 +1,11 @@
 //! The command line, run as a user would: `data frames` against FFmpeg's own decode,
 //! `data splits`, `data check`, `data synth`, device errors, weights import.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::ffmpeg::{ALL_FORMATS, make_video, reference_frames};
-use common::golden_dir;
+use crate::common::ffmpeg::{ALL_FORMATS, make_video, reference_frames};
+use crate::common::golden_dir;
 use timebalance::data::video::read_ppm;
 
 fn timebalance(args: &[&str]) -> Output {

@@ -2,17 +2,16 @@
 //! float64): every loss case and both tiny models, on every CPU backend, and on wgpu when
 //! that feature is compiled (CI runs it on Mesa's software Vulkan driver).
 
-mod common;
 #[path = "parity/gradients.rs"]
 mod gradients;
 #[path = "parity/trajectory.rs"]
 mod trajectory;
 
+use crate::common::*;
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use common::*;
 use serde_json::Value;
 use timebalance::loss::{
     DistillKind, SslEmbeddings, StudentWeights, distill, distinctive_loss, global_local,

@@ -1,16 +1,14 @@
 //! Weights import from safetensors and real `.pth` files, error reporting, and our own
 //! checkpoints round-tripping.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::*;
 use burn::backend::flex::FlexDevice;
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::tensor::Tensor;
-use common::*;
 use timebalance::checkpoint::{load_module, save_module};
 use timebalance::model::import::{HeadPolicy, KeyLayout, load_pytorch_weights};
 use timebalance::model::{Arch, BackboneConfig, VideoClassifier};

@@ -1,10 +1,9 @@
 //! Frame-exactness and robustness of `data::video` against FFmpeg's own decode.
-mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::ffmpeg::*;
+use crate::common::ffmpeg::*;
 use timebalance::data::video::{
     FrameReader, RgbFrame, VideoError, decode_frames, probe, read_ppm, write_ppm,
 };
