@@ -203,8 +203,8 @@ fn output_rows<B: Backend>(dy: &Tensor<B, 5>, g: &ConvGeometry, window: Window) 
 /// The convolution, chunk by chunk, with Burn operations only. Every matmul is 2-D, the
 /// samples of a chunk side by side in its columns: one large GEMM per chunk (and with CubeCL's
 /// autotuning, Burn 0.21's batched wgpu matmul returned wrong values for
-/// `[2, 8, 216] · [2, 216, 2048]` on lavapipe, while 2-D products of every size tried were right). Chunks keep their columns under
-/// `budget` bytes ([`COLUMN_BUDGET_BYTES`] in training).
+/// `[2, 8, 216] · [2, 216, 2048]` on lavapipe, while 2-D products of every size tried were
+/// right). Chunks keep their columns under `budget` bytes ([`COLUMN_BUDGET_BYTES`] in training).
 pub fn forward<B: Backend>(
     x: Tensor<B, 5>,
     weight: Tensor<B, 5>,
