@@ -71,8 +71,8 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
         /// Comma-separated stages to run (default: all): pretrain, finetune, pretrain_invariant,
-        /// pretrain_distinctive, finetune_invariant, finetune_distinctive, score, student,
-        /// student_average, baseline, eval.
+        /// pretrain_distinctive, finetune_invariant, finetune_distinctive, score, probe, student,
+        /// student_average, baseline, supervised_all_labels, eval.
         #[arg(long)]
         stages: Option<String>,
     },
@@ -121,6 +121,18 @@ enum Command {
     Eval {
         #[command(flatten)]
         run: RunArgs,
+    },
+    /// Runs of one experiment side by side (seeds, generator seeds): mean ± standard error
+    /// of every model, paired differences, the score, the probes and the prerequisites, as
+    /// markdown.
+    #[cfg(feature = "video")]
+    Summarize {
+        /// Run directories (OUT/NAME, each holding metrics.json and config.toml).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Write the markdown here too (atomically), besides printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -407,6 +419,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Baseline { run } => run.run(Some(vec![Stage::Baseline])),
         #[cfg(feature = "video")]
         Command::Eval { run } => run.run(Some(vec![Stage::Eval])),
+        #[cfg(feature = "video")]
+        Command::Summarize { runs, out } => {
+            let md = timebalance::pipeline::summary::summarize(&runs)?;
+            print!("{md}");
+            if let Some(path) = out {
+                timebalance::checkpoint::write_atomic(&path, md.as_bytes())?;
+            }
+            Ok(())
+        }
         Command::Bench { what } => {
             let (mode, args) = match what {
                 BenchCommand::Train(a) => (BenchMode::Train, a),

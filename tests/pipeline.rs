@@ -29,6 +29,12 @@ const TINY: &[&str] = &[
     "student.batch_size=4",
     "baseline.epochs=1",
     "baseline.batch_size=4",
+    "all_labels.epochs=1",
+    "all_labels.batch_size=4",
+    "student.warmup_epochs=0",
+    "finetune.warmup_epochs=0",
+    "baseline.warmup_epochs=0",
+    "all_labels.warmup_epochs=0",
     "tstr.batch_size=4",
     "eval.clips=2",
     "eval.batch_size=4",
@@ -68,7 +74,7 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-const STAGES: [&str; 9] = [
+const STAGES: [&str; 10] = [
     "pretrain_invariant",
     "pretrain_distinctive",
     "finetune_invariant",
@@ -78,6 +84,7 @@ const STAGES: [&str; 9] = [
     "student",
     "student_average",
     "baseline",
+    "supervised_all_labels",
 ];
 
 #[test]
@@ -135,7 +142,15 @@ fn every_stage_runs_and_metrics_have_every_row() {
         "teacher_distinctive",
         "teacher_average",
         "baseline_supervised",
+        "supervised_all_labels",
     ] {
+        for family in ["invariant", "distinctive"] {
+            let v = m[row]["families"][family].as_f64();
+            assert!(
+                v.is_some_and(|v| (0.0..=100.0).contains(&v)),
+                "{row}.families.{family} in {m}"
+            );
+        }
         for key in ["top1", "top5", "mean_class_acc"] {
             let v = m[row][key]
                 .as_f64()
@@ -186,6 +201,46 @@ fn every_stage_runs_and_metrics_have_every_row() {
     let eval = run(&["eval", "synthetic"], tmp.path(), &[]);
     assert!(eval.status.success(), "{}", text(&eval));
     assert!(dir.join("metrics.json").is_file());
+
+    // Runs side by side: the same run twice gives zero standard errors, the paired
+    // differences are the run's own; the prerequisites are re-decided from the files.
+    let md_path = tmp.path().join("summary.md");
+    let summary = Command::new(env!("CARGO_BIN_EXE_timebalance"))
+        .arg("summarize")
+        .args([&dir, &dir])
+        .arg("--out")
+        .arg(&md_path)
+        .output()
+        .unwrap();
+    assert!(summary.status.success(), "{}", text(&summary));
+    let md = std::fs::read_to_string(&md_path).unwrap();
+    assert_eq!(md, String::from_utf8_lossy(&summary.stdout));
+    let student = m["student"]["top1"].as_f64().unwrap();
+    assert!(
+        md.contains(&format!("| student | {student:.2} ± 0.00 |")),
+        "{md}"
+    );
+    let gap = student - m["baseline_supervised"]["top1"].as_f64().unwrap();
+    assert!(
+        md.contains(&format!("| baseline_supervised | {gap:.2} ± 0.00 |")),
+        "{md}"
+    );
+    assert!(md.contains("| (a) |") && md.contains("| (e) |"), "{md}");
+    assert!(
+        md.contains("2 run(s), at least 3 needed: DOES NOT HOLD"),
+        "{md}"
+    );
+    let missing = Command::new(env!("CARGO_BIN_EXE_timebalance"))
+        .args(["summarize"])
+        .arg(tmp.path().join("nothing-here"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing).contains("nothing-here"),
+        "{}",
+        text(&missing)
+    );
 }
 
 fn checkpoint_files(stage_dir: &Path, epoch: usize) -> Vec<PathBuf> {

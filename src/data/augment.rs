@@ -52,7 +52,8 @@
 //!    `u < grayscale_prob`, otherwise a channel drop when
 //!    `u < grayscale_prob + channel_drop_prob` (the release's single `r4`
 //!    decides both).
-//! 7. **Random erase**: one box per clip, sides drawn as fractions of the
+//! 7. **Random erase**: `erase_count` boxes per clip (1 in the release's
+//!    recipes), each with probability `erase_prob`, sides drawn as fractions of the
 //!    output side (default `1/6 … 1/3`), filled with a constant (default 0,
 //!    torchvision's default) or uniform `[0, 1)` noise that is the same in
 //!    every frame.
@@ -118,6 +119,10 @@ pub const ERASE_SIDE: UniformRange = UniformRange {
 pub const FINETUNE_JITTER_FACTOR: UniformRange = UniformRange { min: 0.9, max: 1.1 };
 /// Fine-tuning ("light") maximum hue shift (turns).
 pub const FINETUNE_HUE_SHIFT: f32 = 0.05;
+/// Erase boxes drawn per clip (each with the erase probability).
+pub const DEFAULT_ERASE_COUNT: usize = 1;
+/// Most erase boxes per clip a configuration may ask for.
+pub const MAX_ERASE_COUNT: usize = 16;
 /// Fine-tuning random-erase probability (milder than self-supervision).
 pub const FINETUNE_ERASE_PROB: f32 = 0.25;
 /// Default evaluation crop fraction: the centred `0.8·W × 0.8·H` window
@@ -202,8 +207,11 @@ pub struct AugmentConfig {
     /// Probability of zeroing one random colour channel; exclusive with
     /// grayscale (`grayscale_prob + channel_drop_prob <= 1`).
     pub channel_drop_prob: f32,
-    /// Probability of erasing one box.
+    /// Probability of erasing each of the `erase_count` boxes (drawn independently).
     pub erase_prob: f32,
+    /// Boxes drawn per clip, each erased with probability `erase_prob` (1 in the
+    /// release's recipes).
+    pub erase_count: usize,
     /// Erase-box side range, as a fraction of the output side.
     pub erase_side: UniformRange,
     /// Erase fill.
@@ -233,6 +241,7 @@ impl AugmentConfig {
             gamma: SSL_GAMMA,
             channel_drop_prob: SSL_CHANNEL_DROP_PROB,
             erase_prob: SSL_ERASE_PROB,
+            erase_count: DEFAULT_ERASE_COUNT,
             erase_side: ERASE_SIDE,
             erase_fill: EraseFill::Constant(0.0),
         }
@@ -324,6 +333,11 @@ impl AugmentConfig {
         check("gamma", gamma_ok, "needs 0 < min <= max < inf")?;
         let hue_ok = (0.0..=MAX_HUE_SHIFT).contains(&self.hue);
         check("hue", hue_ok, "must be in [0, 0.5] turns")?;
+        check(
+            "erase_count",
+            self.erase_count <= MAX_ERASE_COUNT,
+            "must be at most 16 boxes",
+        )?;
         check(
             "erase_side",
             unit_range(self.erase_side),
@@ -442,7 +456,7 @@ impl EraseBox {
 }
 
 /// The augmentation parameters drawn for one clip.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClipAugment {
     /// Source crop window.
     pub crop: CropBox,
@@ -458,8 +472,8 @@ pub struct ClipAugment {
     /// Colour channel (0 = R, 1 = G, 2 = B) set to 0 in every frame; never
     /// sampled together with `grayscale`.
     pub dropped_channel: Option<usize>,
-    /// Random-erase box.
-    pub erase: Option<EraseBox>,
+    /// Random-erase boxes, applied in order (at most [`AugmentConfig::erase_count`]).
+    pub erase: Vec<EraseBox>,
 }
 
 impl ClipAugment {
@@ -488,7 +502,9 @@ impl ClipAugment {
             grayscale,
             gamma,
             dropped_channel,
-            erase: sample_erase(cfg, rng),
+            erase: (0..cfg.erase_count)
+                .filter_map(|_| sample_erase(cfg, rng))
+                .collect(),
         })
     }
 
@@ -526,7 +542,7 @@ impl ClipAugment {
             grayscale: false,
             gamma: None,
             dropped_channel: None,
-            erase: None,
+            erase: Vec::new(),
         }
     }
 }
@@ -938,7 +954,7 @@ fn apply_pixel_ops(pixels: &mut [[f32; CHANNELS]], size: usize, params: &ClipAug
     if let Some(ch) = params.dropped_channel {
         pixels.iter_mut().for_each(|px| px[ch] = 0.0);
     }
-    if let Some(erase) = params.erase {
+    for &erase in &params.erase {
         erase_box(pixels, size, erase);
     }
 }
@@ -1120,7 +1136,7 @@ mod tests {
         let plain = ClipAugment::identity(20, 20);
         let flipped = ClipAugment {
             hflip: true,
-            ..plain
+            ..plain.clone()
         };
         let a = render(&frames, 20, 20, &plain, 20);
         let b = render(&frames, 20, 20, &flipped, 20);
@@ -1155,7 +1171,7 @@ mod tests {
             fill: EraseValue::Constant(0.0),
         };
         let p = ClipAugment {
-            erase: Some(erase),
+            erase: vec![erase],
             ..ClipAugment::identity(32, 32)
         };
         let out = render(&white, 32, 32, &p, 24);
@@ -1168,6 +1184,31 @@ mod tests {
     }
 
     #[test]
+    fn erase_count_draws_each_box_independently() {
+        let cfg = AugmentConfig {
+            erase_count: 3,
+            erase_prob: 0.5,
+            ..AugmentConfig::ssl()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let boxes: usize = (0..400)
+            .map(|_| {
+                ClipAugment::sample(&cfg, 64, 64, &mut rng)
+                    .unwrap()
+                    .erase
+                    .len()
+            })
+            .sum();
+        // 1,200 independent draws at p = 0.5: 600 ± 17 (one standard deviation).
+        assert!((540..=660).contains(&boxes), "{boxes} boxes of 1200 draws");
+        let over = AugmentConfig {
+            erase_count: MAX_ERASE_COUNT + 1,
+            ..cfg
+        };
+        assert!(over.validate().is_err());
+    }
+
+    #[test]
     fn sampled_parameters_respect_config() {
         let cfg = AugmentConfig::ssl();
         let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -1177,7 +1218,8 @@ mod tests {
             assert!((160..=320).contains(&p.crop.width), "{:?}", p.crop);
             assert!((120..=240).contains(&p.crop.height), "{:?}", p.crop);
             assert!(p.crop.left + p.crop.width <= 320 && p.crop.top + p.crop.height <= 240);
-            if let Some(e) = p.erase {
+            assert!(p.erase.len() <= cfg.erase_count);
+            for e in p.erase {
                 erased += 1;
                 let b = e.to_pixels(112);
                 assert!((18..=38).contains(&b.height) && (18..=38).contains(&b.width));
@@ -1329,7 +1371,7 @@ mod tests {
         for dropped in 0..CHANNELS {
             let p = ClipAugment {
                 dropped_channel: Some(dropped),
-                ..plain
+                ..plain.clone()
             };
             let out = render(&frames, w, h, &p, s);
             for c in 0..CHANNELS {

@@ -26,7 +26,7 @@ use super::augment::{
     EvalCrops,
 };
 use super::sampling::{
-    DecodePlan, EVAL_CLIPS, SSL_CLIP_FRAMES, SSL_CLIPS, SSL_CLIPS_PER_VIEW, SSL_VIEWS,
+    DecodePlan, EVAL_CLIPS, SSL_CLIPS, SSL_CLIPS_PER_VIEW, SSL_DENSE_CLIPS, SSL_VIEWS, SslGeometry,
     TRAIN_CLIP_FRAMES, TRAIN_CLIP_STRIDE, TSTR_DEFAULT_CLIPS, eval_indices, ssl_indices,
     train_indices, tstr_indices,
 };
@@ -41,10 +41,13 @@ const CLIP_RNG_TAG: u64 = 0x636c_6970_735f_7267; // "clips_rg"
 /// How to turn one video into clips.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ClipRecipe {
-    /// Self-supervised pre-training: [`SSL_CLIPS`] clips of [`SSL_CLIP_FRAMES`] frames.
+    /// Self-supervised pre-training: [`SSL_CLIPS`] clips of `geometry.frames` frames
+    /// ([`SSL_CLIP_FRAMES`](super::sampling::SSL_CLIP_FRAMES) in docs/method.md's recipe).
     Ssl {
         /// Output side in pixels.
         out_size: u32,
+        /// Clip length and sparse stride.
+        geometry: SslGeometry,
         /// Augmentation drawn independently for each clip and view (normally
         /// [`AugmentConfig::ssl`], with flips switched off for left/right-dependent classes).
         augment: AugmentConfig,
@@ -113,6 +116,7 @@ impl ClipRecipe {
     pub fn ssl(out_size: u32, hflip: bool) -> Self {
         Self::Ssl {
             out_size,
+            geometry: SslGeometry::default(),
             augment: AugmentConfig::ssl().with_hflip(hflip),
         }
     }
@@ -169,7 +173,7 @@ impl ClipRecipe {
     /// Frames per clip (the same for every clip of a recipe).
     pub fn frames(&self) -> usize {
         match *self {
-            Self::Ssl { .. } => SSL_CLIP_FRAMES,
+            Self::Ssl { geometry, .. } => geometry.frames,
             Self::Train { frames, .. } | Self::Eval { frames, .. } | Self::Tstr { frames, .. } => {
                 frames
             }
@@ -211,10 +215,14 @@ impl ClipRecipe {
             Self::Train { stride, .. } | Self::Eval { stride, .. } | Self::Tstr { stride, .. } => {
                 stride >= 1
             }
-            Self::Ssl { .. } => true,
+            Self::Ssl { geometry, .. } => {
+                geometry.stride >= 1 && geometry.frames.is_multiple_of(SSL_DENSE_CLIPS)
+            }
         };
         if !stride_ok {
-            return invalid("stride must be at least 1");
+            return invalid(
+                "stride must be at least 1 (and self-supervised clips a multiple of 4 frames)",
+            );
         }
         let augment = match *self {
             Self::Ssl { augment, .. } | Self::Train { augment, .. } => augment,
@@ -230,8 +238,8 @@ impl ClipRecipe {
     /// the random start(s) from `rng` for the random recipes.
     fn temporal_clips<R: Rng + ?Sized>(&self, num_frames: usize, rng: &mut R) -> Vec<Vec<usize>> {
         match *self {
-            Self::Ssl { .. } => {
-                let c = ssl_indices(num_frames, rng);
+            Self::Ssl { geometry, .. } => {
+                let c = ssl_indices(num_frames, geometry, rng);
                 std::iter::once(c.sparse).chain(c.dense).collect()
             }
             Self::Train { frames, stride, .. } => {
@@ -281,12 +289,14 @@ impl ClipRecipe {
             } => {
                 let crops = ClipAugment::eval_views(crop_fraction, src_w, src_h, crops)?;
                 Ok((0..temporal)
-                    .flat_map(|clip| crops.iter().map(move |&c| (clip, c)))
+                    .flat_map(|clip| crops.iter().map(move |c| (clip, c.clone())))
                     .collect())
             }
             Self::Tstr { .. } => {
                 let centre = ClipAugment::eval_views(1.0, src_w, src_h, EvalCrops::One)?;
-                Ok((0..temporal).map(|clip| (clip, centre[0])).collect())
+                Ok((0..temporal)
+                    .map(|clip| (clip, centre[0].clone()))
+                    .collect())
             }
         }
     }

@@ -102,34 +102,68 @@ fn clip_from(start: usize, frames: usize, stride: usize, num_frames: usize) -> V
         .collect()
 }
 
+/// Length and sparse stride of the self-supervised clips (docs/method.md: 16 frames, stride 4,
+/// a 61-frame window; an experiment may change both, `data.ssl_frames` / `data.ssl_stride`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SslGeometry {
+    /// Frames per clip, sparse and dense; a multiple of [`SSL_DENSE_CLIPS`].
+    pub frames: usize,
+    /// Stride of the sparse clip on long videos.
+    pub stride: usize,
+}
+
+impl Default for SslGeometry {
+    fn default() -> Self {
+        Self {
+            frames: SSL_CLIP_FRAMES,
+            stride: SSL_SPARSE_STRIDE,
+        }
+    }
+}
+
+impl SslGeometry {
+    /// Frames the sparse clip spans on a long video.
+    pub fn window(&self) -> usize {
+        span(self.frames, self.stride)
+    }
+}
+
 /// Self-supervised sparse + dense clips with a uniformly random start.
 ///
-/// Long videos (≥ 64 frames): start `s` uniform in `0..=n-64`; sparse
+/// Long videos (≥ 64 frames, default geometry): start `s` uniform in `0..=n-64`; sparse
 /// `s, s+4, …, s+60`; dense `j` = `s+16j … s+16j+15`. Short videos: see the
 /// module docs. When possible the start is also chosen so that the dense clips
 /// fit without padding.
-pub fn ssl_indices<R: Rng + ?Sized>(num_frames: usize, rng: &mut R) -> SslClipIndices {
-    let stride = fitting_stride(num_frames, SSL_CLIP_FRAMES, SSL_SPARSE_STRIDE);
-    let quarter = SSL_CLIP_FRAMES / SSL_DENSE_CLIPS * stride;
-    let sparse_span = span(SSL_CLIP_FRAMES, stride);
-    let dense_span = (SSL_DENSE_CLIPS - 1) * quarter + SSL_CLIP_FRAMES;
+pub fn ssl_indices<R: Rng + ?Sized>(
+    num_frames: usize,
+    geometry: SslGeometry,
+    rng: &mut R,
+) -> SslClipIndices {
+    let frames = geometry.frames;
+    let stride = fitting_stride(num_frames, frames, geometry.stride);
+    let quarter = frames / SSL_DENSE_CLIPS * stride;
+    let sparse_span = span(frames, stride);
+    let dense_span = (SSL_DENSE_CLIPS - 1) * quarter + frames;
     let max_start = num_frames
         .checked_sub(sparse_span.max(dense_span))
         .or_else(|| num_frames.checked_sub(sparse_span))
         .unwrap_or(0);
     let start = rng.random_range(0..=max_start);
-    ssl_indices_at(num_frames, start, stride)
+    ssl_indices_at(num_frames, start, frames, stride)
 }
 
-/// The clips of [`ssl_indices`] for a given start and sparse stride
+/// The clips of [`ssl_indices`] for a given start, clip length and (actual) sparse stride
 /// (deterministic; useful for tests and for replaying a draw).
-pub fn ssl_indices_at(num_frames: usize, start: usize, stride: usize) -> SslClipIndices {
-    let quarter = SSL_CLIP_FRAMES / SSL_DENSE_CLIPS * stride;
+pub fn ssl_indices_at(
+    num_frames: usize,
+    start: usize,
+    frames: usize,
+    stride: usize,
+) -> SslClipIndices {
+    let quarter = frames / SSL_DENSE_CLIPS * stride;
     SslClipIndices {
-        sparse: clip_from(start, SSL_CLIP_FRAMES, stride, num_frames),
-        dense: std::array::from_fn(|j| {
-            clip_from(start + j * quarter, SSL_CLIP_FRAMES, 1, num_frames)
-        }),
+        sparse: clip_from(start, frames, stride, num_frames),
+        dense: std::array::from_fn(|j| clip_from(start + j * quarter, frames, 1, num_frames)),
         start,
         stride,
     }
@@ -246,7 +280,7 @@ mod tests {
 
     #[test]
     fn ssl_long_video_matches_spec() {
-        let c = ssl_indices_at(300, 100, SSL_SPARSE_STRIDE);
+        let c = ssl_indices_at(300, 100, SSL_CLIP_FRAMES, SSL_SPARSE_STRIDE);
         assert_eq!(c.sparse, (0..16).map(|k| 100 + 4 * k).collect::<Vec<_>>());
         for (j, d) in c.dense.iter().enumerate() {
             assert_eq!(*d, (100 + 16 * j..100 + 16 * j + 16).collect::<Vec<_>>());
@@ -257,13 +291,13 @@ mod tests {
     fn ssl_random_start_covers_64_frames() {
         let mut r = rng();
         for _ in 0..200 {
-            let c = ssl_indices(300, &mut r);
+            let c = ssl_indices(300, SslGeometry::default(), &mut r);
             assert_eq!(c.stride, 4);
             assert!(c.start <= 300 - 64);
             assert_eq!(c.sparse[15], c.start + 60);
             assert_eq!(c.dense[3][15], c.start + 63);
         }
-        let c = ssl_indices(64, &mut r);
+        let c = ssl_indices(64, SslGeometry::default(), &mut r);
         assert_eq!((c.start, c.dense[3][15]), (0, 63));
     }
 
@@ -272,7 +306,7 @@ mod tests {
         let mut r = rng();
         for n in SHORT_LENGTHS {
             for _ in 0..50 {
-                let c = ssl_indices(n, &mut r);
+                let c = ssl_indices(n, SslGeometry::default(), &mut r);
                 assert_eq!(c.sparse.len(), SSL_CLIP_FRAMES);
                 assert!(in_range(&c.sparse, n), "n={n} {c:?}");
                 for d in &c.dense {
@@ -282,11 +316,11 @@ mod tests {
             }
         }
         // 40 frames: stride 2 (31 frames), sparse never mirrored.
-        let c = ssl_indices(40, &mut r);
+        let c = ssl_indices(40, SslGeometry::default(), &mut r);
         assert_eq!(c.stride, 2);
         assert!(c.sparse.windows(2).all(|w| w[1] == w[0] + 2));
         // 5 frames: stride 1, mirrored triangle wave.
-        let c = ssl_indices(5, &mut r);
+        let c = ssl_indices(5, SslGeometry::default(), &mut r);
         assert_eq!(&c.sparse[..9], &[0, 1, 2, 3, 4, 3, 2, 1, 0]);
     }
 
@@ -335,7 +369,7 @@ mod tests {
 
     #[test]
     fn decode_plan_union_and_mapping() {
-        let c = ssl_indices_at(300, 10, 4);
+        let c = ssl_indices_at(300, 10, SSL_CLIP_FRAMES, 4);
         let plan = DecodePlan::new(&c.clips());
         assert!(plan.frames.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(plan.frames, (10..74).collect::<Vec<_>>());
@@ -348,5 +382,26 @@ mod tests {
             plan.gather(0, &decoded),
             c.sparse.iter().collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn ssl_geometry_sets_clip_length_and_sparse_stride() {
+        let g = SslGeometry {
+            frames: 8,
+            stride: 2,
+        };
+        assert_eq!(g.window(), 15);
+        let mut r = rng();
+        for _ in 0..50 {
+            let c = ssl_indices(100, g, &mut r);
+            let s = c.start;
+            assert!(s + 15 <= 100, "start {s}");
+            assert_eq!(c.sparse, (0..8).map(|k| s + 2 * k).collect::<Vec<_>>());
+            for (j, d) in c.dense.iter().enumerate() {
+                assert_eq!(*d, (0..8).map(|k| s + 4 * j + k).collect::<Vec<_>>());
+            }
+        }
+        // A 10-frame video cannot hold stride 2: lowered to 1, as for the default geometry.
+        assert_eq!(ssl_indices(10, g, &mut r).stride, 1);
     }
 }

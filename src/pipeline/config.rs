@@ -9,12 +9,13 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use super::augment_settings::{SslAugment, TrainAugment};
+use super::checks::ChecksConfig;
 use super::probe::ProbeConfig;
-use crate::data::augment::{
-    AugmentConfig, CropPolicy, EvalCrops, FINETUNE_CROP_SCALE, UniformRange,
-};
+use crate::data::augment::EvalCrops;
 use crate::data::datasets::DatasetKind;
 use crate::data::partition::LabeledAmount;
+use crate::data::sampling::{SSL_CLIP_FRAMES, SSL_DENSE_CLIPS, SSL_SPARSE_STRIDE};
 use crate::loss::{DistillKind, StudentWeights};
 use crate::model::{Arch, BackboneConfig, VideoClassifier};
 use crate::ops::ConvAlgorithm;
@@ -39,6 +40,14 @@ pub struct ExperimentConfig {
     /// Linear-probe diagnostic of the teachers' features (optional section).
     #[serde(default)]
     pub probe: ProbeConfig,
+    /// The same backbone trained from scratch on *every* training label (optional section;
+    /// without it the `supervised_all_labels` stage does nothing): the upper reference a
+    /// semi-supervised result is read against, and the proof that the data can be learned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_labels: Option<TrainConfig>,
+    /// Prerequisites of a claim experiment, checked by the `eval` stage (optional section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<ChecksConfig>,
 }
 
 /// Where the videos come from.
@@ -94,60 +103,24 @@ pub struct DataConfig {
     pub frames: usize,
     /// Temporal stride of those clips.
     pub stride: usize,
+    /// Frames per self-supervised clip (sparse and dense; a multiple of 4, the dense clips
+    /// start at the quarters of the sparse one).
+    #[serde(default = "default_ssl_frames")]
+    pub ssl_frames: usize,
+    /// Stride of the sparse (global) self-supervised clip on long videos: the clip spans
+    /// `(ssl_frames - 1) · ssl_stride + 1` frames (lowered for shorter videos, `data::sampling`).
+    #[serde(default = "default_ssl_stride")]
+    pub ssl_stride: usize,
     /// Augmentation of the fine-tuning, student and baseline clips (default: docs/method.md's
-    /// fine-tuning recipe).
+    /// fine-tuning recipe; `pipeline::augment_settings` lists the keys).
     #[serde(default)]
     pub train_augment: TrainAugment,
+    /// Augmentation of the self-supervised clips (default: docs/method.md's recipe).
+    #[serde(default)]
+    pub ssl_augment: SslAugment,
     /// Generator settings, for `source = "synthetic"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthetic: Option<SyntheticConfig>,
-}
-
-/// Augmentation of the supervised clips (fine-tuning, student, baseline): the fine-tuning
-/// recipe of `data::augment` with its strengths exposed. Frames of a few dozen pixels need
-/// milder crops than the paper's 240×320 videos: a 0.4 crop of a 32² frame cuts a 5 px object
-/// out of most clips.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainAugment {
-    /// `false`: the whole frame resized and nothing random (overfit checks; the PyTorch
-    /// twin's `--augment none`).
-    pub enabled: bool,
-    /// Range of the crop's side as a fraction of the frame's side.
-    pub crop_scale: [f32; 2],
-    /// Probability of each colour-jitter component (brightness, contrast, saturation, hue).
-    pub jitter_prob: f32,
-    /// Probability of erasing one box.
-    pub erase_prob: f32,
-}
-
-impl Default for TrainAugment {
-    fn default() -> Self {
-        let base = AugmentConfig::finetune();
-        Self {
-            enabled: true,
-            crop_scale: [FINETUNE_CROP_SCALE.min, FINETUNE_CROP_SCALE.max],
-            jitter_prob: base.jitter_prob,
-            erase_prob: base.erase_prob,
-        }
-    }
-}
-
-impl TrainAugment {
-    /// The renderer's settings; `hflip` where the dataset allows flips.
-    pub fn config(&self, hflip: bool) -> AugmentConfig {
-        if !self.enabled {
-            return AugmentConfig::plain();
-        }
-        let [min, max] = self.crop_scale;
-        AugmentConfig {
-            crop: CropPolicy::RandomScaled(UniformRange { min, max }),
-            jitter_prob: self.jitter_prob,
-            erase_prob: self.erase_prob,
-            ..AugmentConfig::finetune()
-        }
-        .with_hflip(hflip)
-    }
 }
 
 impl DataConfig {
@@ -186,6 +159,14 @@ pub struct SyntheticConfig {
 
 fn unit() -> f32 {
     1.0
+}
+
+fn default_ssl_frames() -> usize {
+    SSL_CLIP_FRAMES
+}
+
+fn default_ssl_stride() -> usize {
+    SSL_SPARSE_STRIDE
 }
 
 /// Backbone of every model of the experiment (teachers, student, baseline).
@@ -400,6 +381,15 @@ impl ExperimentConfig {
     pub fn from_toml(text: &str, origin: &str, overrides: &[String]) -> Result<Self> {
         let mut table: toml::Table =
             toml::from_str(text).with_context(|| format!("parsing {origin}"))?;
+        if !overrides.is_empty() {
+            // Resolve the file first, so that every key a section leaves at its default (the
+            // augmentation strengths, the SSL geometry) can be set from the command line too.
+            let resolved: Self = toml::Value::Table(table)
+                .try_into()
+                .with_context(|| format!("reading {origin}"))?;
+            table = toml::from_str(&resolved.to_toml()?)
+                .with_context(|| format!("re-reading the resolved {origin}"))?;
+        }
         for o in overrides {
             apply_override(&mut table, o)?;
         }
@@ -437,6 +427,17 @@ impl ExperimentConfig {
             .config(d.hflip)
             .validate()
             .map_err(|e| anyhow::anyhow!("data.train_augment: {e}"))?;
+        d.ssl_augment
+            .config(d.hflip)
+            .validate()
+            .map_err(|e| anyhow::anyhow!("data.ssl_augment: {e}"))?;
+        if d.ssl_frames == 0 || !d.ssl_frames.is_multiple_of(SSL_DENSE_CLIPS) {
+            bail!(
+                "data.ssl_frames = {}: expected a positive multiple of {SSL_DENSE_CLIPS} (the dense clips start at the quarters of the sparse clip)",
+                d.ssl_frames
+            );
+        }
+        positive("data.ssl_stride", d.ssl_stride)?;
         positive("data.workers", d.workers)?;
         positive("data.ssl_size", d.ssl_size as usize)?;
         positive("data.size", d.size as usize)?;
@@ -469,12 +470,15 @@ impl ExperimentConfig {
         {
             bail!("model.dropout = {p}: expected a probability in [0, 1)");
         }
-        let stages: [(&str, &dyn Optimisation, usize); 4] = [
+        let mut stages: Vec<(&str, &dyn Optimisation, usize)> = vec![
             ("pretrain", &self.pretrain, self.pretrain.batch_size),
             ("finetune", &self.finetune, self.finetune.batch_size),
             ("student", &self.student, self.student.batch_size),
             ("baseline", &self.baseline, self.baseline.batch_size),
         ];
+        if let Some(a) = &self.all_labels {
+            stages.push(("all_labels", a, a.batch_size));
+        }
         for (name, o, batch) in stages {
             if batch < 2 {
                 bail!("{name}.batch_size = {batch}: batch norm needs at least 2");
@@ -621,5 +625,54 @@ mod tests {
         let c = ExperimentConfig::from_toml(&sample(), "s", &[]).unwrap();
         let again = ExperimentConfig::from_toml(&c.to_toml().unwrap(), "again", &[]).unwrap();
         assert_eq!(c, again);
+    }
+
+    #[test]
+    fn defaulted_augmentation_and_geometry_keys_are_settable() {
+        // The demo's file names no [data.ssl_augment] section and no SSL geometry.
+        let c = ExperimentConfig::from_toml(
+            &sample(),
+            "s",
+            &[
+                "data.ssl_augment.erase_prob=0.0".into(),
+                "data.ssl_augment.crop_scale=[0.9, 1.0]".into(),
+                "data.ssl_stride=2".into(),
+                "data.train_augment.erase_count=2".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.data.ssl_augment.erase_prob, 0.0);
+        assert_eq!(c.data.ssl_augment.crop_scale, [0.9, 1.0]);
+        assert_eq!(c.data.ssl_stride, 2);
+        assert_eq!(c.data.ssl_frames, SSL_CLIP_FRAMES);
+        assert_eq!(c.data.train_augment.erase_count, 2);
+        let bad = |o: &str| {
+            format!(
+                "{:#}",
+                ExperimentConfig::from_toml(&sample(), "s", &[o.into()]).unwrap_err()
+            )
+        };
+        let msg = bad("data.ssl_frames=10");
+        assert!(msg.contains("data.ssl_frames"), "{msg}");
+        let msg = bad("data.ssl_augment.jitter_prob=1.5");
+        assert!(
+            msg.contains("data.ssl_augment") && msg.contains("jitter_prob"),
+            "{msg}"
+        );
+        let msg = bad("data.ssl_augment.jiter_prob=0.5");
+        assert!(msg.contains("jiter_prob"), "{msg}");
+    }
+
+    #[test]
+    fn the_claim_experiment_checks_its_prerequisites() {
+        let claim = crate::pipeline::registry::find("synthetic_claim").unwrap();
+        let c = ExperimentConfig::from_toml(claim.text, "synthetic_claim", &[]).unwrap();
+        assert_eq!(c.checks, Some(ChecksConfig::default()));
+        assert!(c.all_labels.is_some() && c.probe.enabled);
+        let s = c.data.synthetic.as_ref().unwrap();
+        // No mirror-padded self-supervised clip: the window fits every video.
+        let window = (c.data.ssl_frames - 1) * c.data.ssl_stride + 1;
+        assert!(s.frames >= window, "{} frames < window {window}", s.frames);
+        assert!(s.test_videos_per_class >= ChecksConfig::default().min_test_videos_per_class);
     }
 }

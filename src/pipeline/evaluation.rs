@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::synth::Family;
+
 /// The `k` of top-k accuracy reported beside top-1.
 pub const TOP_K: usize = 5;
 
@@ -88,6 +90,33 @@ pub fn accuracy(probabilities: &[Vec<f32>], labels: &[usize], classes: usize) ->
     }
 }
 
+/// Mean of the per-class accuracies of each family, percent (`None` for a family without
+/// classes that have test videos): the view in which each teacher's strength shows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FamilyAccuracy {
+    pub invariant: Option<f64>,
+    pub distinctive: Option<f64>,
+}
+
+impl FamilyAccuracy {
+    /// From per-class accuracies (label order) and each class's family.
+    pub fn of(per_class: &[Option<f64>], families: &[Family]) -> Self {
+        let mean = |f: Family| -> Option<f64> {
+            let v: Vec<f64> = per_class
+                .iter()
+                .zip(families)
+                .filter(|(_, g)| **g == f)
+                .filter_map(|(a, _)| *a)
+                .collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        Self {
+            invariant: mean(Family::Invariant),
+            distinctive: mean(Family::Distinctive),
+        }
+    }
+}
+
 /// Probability that a random positive scores higher than a random negative (ties count
 /// half): the area under the ROC curve. `None` when either group is empty.
 pub fn auroc(positives: &[f32], negatives: &[f32]) -> Option<f64> {
@@ -167,5 +196,20 @@ mod tests {
         let (m, s) = mean_and_sem(&[1.0, 2.0, 3.0]);
         assert_eq!(m, 2.0);
         assert!((s - (1.0f64 / 3.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn family_accuracy_averages_each_familys_classes() {
+        let f = [
+            Family::Invariant,
+            Family::Invariant,
+            Family::Distinctive,
+            Family::Distinctive,
+        ];
+        let a = FamilyAccuracy::of(&[Some(100.0), Some(50.0), None, Some(20.0)], &f);
+        assert_eq!(a.invariant, Some(75.0));
+        assert_eq!(a.distinctive, Some(20.0));
+        let none = FamilyAccuracy::of(&[Some(1.0), Some(1.0), None, None], &f);
+        assert_eq!(none.distinctive, None);
     }
 }

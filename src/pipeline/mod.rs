@@ -5,6 +5,10 @@
 //! benchmarks and the trajectory tests drive on random clips).
 
 #[cfg(feature = "video")]
+pub mod augment_settings;
+#[cfg(feature = "video")]
+pub mod checks;
+#[cfg(feature = "video")]
 pub mod config;
 #[cfg(feature = "video")]
 pub mod evaluation;
@@ -24,6 +28,8 @@ pub mod stages;
 pub mod steps;
 #[cfg(feature = "video")]
 pub mod student_data;
+#[cfg(feature = "video")]
+pub mod summary;
 
 #[cfg(feature = "video")]
 pub use config::ExperimentConfig;

@@ -15,7 +15,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use serde::{Deserialize, Serialize};
 
-use super::evaluation::accuracy;
+use super::evaluation::{Accuracy, FamilyAccuracy, accuracy};
 use super::learner::{FitSpec, fit};
 use super::metrics::StepOutput;
 use super::stages::{MODEL_FILE, StageContext, host_values, pretrain_dir};
@@ -153,6 +153,11 @@ impl<B: Backend> InferenceStep for LinearProbe<B> {
 pub struct ProbeResult {
     pub train_top1: f64,
     pub test_top1: f64,
+    /// Test accuracy per class (label order).
+    pub test_per_class: Vec<Option<f64>>,
+    /// Test accuracy per class family, where families are known (synthetic sets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_families: Option<FamilyAccuracy>,
 }
 
 /// Mean pooled backbone features per video, `[videos][F]`, in `entries` order (a video that
@@ -224,13 +229,13 @@ fn standardise(train: &mut [Vec<f32>], test: &mut [Vec<f32>]) {
     }
 }
 
-/// Top-1 accuracy of `model` on `items`, percent.
+/// Accuracy of `model` on `items`.
 fn probe_accuracy<B: Backend>(
     model: &LinearProbe<B>,
     items: &[FeatureItem],
     classes: usize,
     device: &B::Device,
-) -> Result<f64> {
+) -> Result<Accuracy> {
     let batch: FeatureBatch<B> = FeatureBatcher.batch(items.to_vec(), device);
     let n = items.len();
     let probs = host_values(
@@ -239,7 +244,7 @@ fn probe_accuracy<B: Backend>(
     )?;
     let rows: Vec<Vec<f32>> = probs.chunks(classes).map(<[f32]>::to_vec).collect();
     let labels: Vec<usize> = items.iter().map(|i| i.y).collect();
-    Ok(accuracy(&rows, &labels, classes).top1)
+    Ok(accuracy(&rows, &labels, classes))
 }
 
 /// Run the probe for the random, invariant and distinctive backbones; writes
@@ -316,9 +321,16 @@ pub fn probe<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) -> 
             log: ctx.log,
         };
         let trained = fit(model, &spec, loader, valid)?;
+        let on_test = probe_accuracy(&trained, &test, classes, device)?;
         let result = ProbeResult {
-            train_top1: probe_accuracy(&trained, &train, classes, device)?,
-            test_top1: probe_accuracy(&trained, &test, classes, device)?,
+            train_top1: probe_accuracy(&trained, &train, classes, device)?.top1,
+            test_top1: on_test.top1,
+            test_families: ctx
+                .data
+                .families
+                .as_ref()
+                .map(|f| FamilyAccuracy::of(&on_test.per_class, f)),
+            test_per_class: on_test.per_class,
         };
         ctx.log.line(&format!(
             "[probe] {name}: train {:.2} %, test {:.2} %",

@@ -40,11 +40,13 @@ pub enum Stage {
     Student,
     StudentAverage,
     Baseline,
+    /// The all-label reference (`[all_labels]`; nothing to do without that section).
+    SupervisedAllLabels,
     Eval,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 10] = [
+    pub const ALL: [Stage; 11] = [
         Stage::PretrainInvariant,
         Stage::PretrainDistinctive,
         Stage::FinetuneInvariant,
@@ -54,6 +56,7 @@ impl Stage {
         Stage::Student,
         Stage::StudentAverage,
         Stage::Baseline,
+        Stage::SupervisedAllLabels,
         Stage::Eval,
     ];
 
@@ -69,6 +72,7 @@ impl Stage {
             Stage::Student => "student".into(),
             Stage::StudentAverage => "student_average".into(),
             Stage::Baseline => "baseline".into(),
+            Stage::SupervisedAllLabels => stages::ALL_LABELS_STAGE.into(),
             Stage::Eval => "eval".into(),
         }
     }
@@ -368,6 +372,7 @@ fn run_stage<B: AutodiffBackend>(
             stages::student::<B>(ctx, "student_average", Some(FIXED_MIX_WEIGHT), device)
         }
         Stage::Baseline => stages::baseline::<B>(ctx, device),
+        Stage::SupervisedAllLabels => stages::supervised_all_labels::<B>(ctx, device),
         Stage::Eval => {
             let path = stages::evaluate::<B::InnerBackend>(ctx, device)?;
             ctx.log.line(&format!("[eval] wrote {}", path.display()));
@@ -397,6 +402,23 @@ fn print_summary(log: &RunLog, path: &Path) -> Result<()> {
     }
     if let Some(t) = v.get("tstr") {
         log.line(&format!("tstr {t}"));
+    }
+    if let Some(list) = v.get("prerequisites").and_then(|p| p.as_array()) {
+        let failed: Vec<&str> = list
+            .iter()
+            .filter(|p| p.get("passed").and_then(|x| x.as_bool()) != Some(true))
+            .filter_map(|p| p.get("id").and_then(|x| x.as_str()))
+            .collect();
+        log.line(&if failed.is_empty() {
+            format!("prerequisites: all {} hold", list.len())
+        } else {
+            format!(
+                "prerequisites: !!! {} of {} FAILED ({}) — see metrics.json",
+                failed.len(),
+                list.len(),
+                failed.join(", ")
+            )
+        });
     }
     Ok(())
 }

@@ -14,8 +14,9 @@ use burn::tensor::activation::softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
+use super::checks::prerequisites;
 use super::config::{ExperimentConfig, StudentEpoch, StudentInit};
-use super::evaluation::{Accuracy, accuracy, auroc};
+use super::evaluation::{Accuracy, FamilyAccuracy, accuracy, auroc};
 use super::learner::{FitSpec, fit};
 use super::runlog::RunLog;
 use super::steps::{SslObjective, SslTrainer, StudentSettings, StudentTrainer, TeacherKind};
@@ -27,6 +28,7 @@ use crate::data::datasets::VideoEntry;
 use crate::data::epoch_loader::EpochLoader;
 use crate::data::loader::LoaderItem;
 use crate::data::partition::Partition;
+use crate::data::sampling::SslGeometry;
 use crate::data::synth::Family;
 use crate::data::tensors::{ClipBatcher, VideoClipDataset};
 use crate::model::{SslModel, VideoClassifier};
@@ -47,6 +49,7 @@ const SEED_FINETUNE: u64 = 2;
 const SEED_STUDENT: u64 = 3;
 const SEED_BASELINE: u64 = 4;
 const SEED_EVAL: u64 = 5;
+const SEED_ALL_LABELS: u64 = 7;
 
 /// The dataset as the stages see it.
 pub struct PreparedData {
@@ -179,7 +182,15 @@ pub fn pretrain<B: AutodiffBackend>(
     let name = pretrain_dir(teacher);
     let dir = ctx.stage_dir(&name);
     let all: Vec<usize> = (0..ctx.data.train.len()).collect();
-    let recipe = ClipRecipe::ssl(ctx.config.data.ssl_size, ctx.config.data.hflip);
+    let d = &ctx.config.data;
+    let recipe = ClipRecipe::Ssl {
+        out_size: d.ssl_size,
+        geometry: SslGeometry {
+            frames: d.ssl_frames,
+            stride: d.ssl_stride,
+        },
+        augment: d.ssl_augment.config(d.hflip),
+    };
     let seed = ctx.seed(SEED_PRETRAIN + teacher as u64 * 10);
     let dataset = VideoClipDataset::new(ctx.data.items(&all, false), recipe, seed)?
         .padded_to_batches(c.batch_size);
@@ -208,18 +219,20 @@ pub fn pretrain<B: AutodiffBackend>(
     Ok(())
 }
 
-/// Supervised training of `model` on the labeled subset (fine-tuning and baseline).
+/// Supervised training of `model` on the training videos `videos` with their labels (the
+/// labeled subset for fine-tuning and the baseline, every video for the all-label reference).
 fn train_classifier<B: AutodiffBackend>(
     ctx: &StageContext<'_>,
     name: &str,
     model: VideoClassifier<B>,
     config: &super::config::TrainConfig,
+    videos: &[usize],
     seed: u64,
     device: &B::Device,
 ) -> Result<()> {
     let dir = ctx.stage_dir(name);
     let recipe = ctx.train_recipe();
-    let items = ctx.data.items(&ctx.data.partition.labeled, true);
+    let items = ctx.data.items(videos, true);
     let dataset = VideoClipDataset::new(items, recipe, seed)?.padded_to_batches(config.batch_size);
     let iterations = dataset.len() / config.batch_size;
     let train = ctx.loader(ClipBatcher, dataset, config.batch_size, Some(seed), device);
@@ -271,6 +284,7 @@ pub fn finetune<B: AutodiffBackend>(
         &finetune_dir(teacher),
         model,
         &ctx.config.finetune,
+        &ctx.data.partition.labeled,
         seed,
         device,
     )
@@ -284,7 +298,42 @@ pub fn baseline<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) 
         .config
         .model
         .classifier::<B>(ctx.data.num_classes(), device);
-    train_classifier(ctx, "baseline", model, &ctx.config.baseline, seed, device)
+    let labeled = &ctx.data.partition.labeled;
+    train_classifier(
+        ctx,
+        "baseline",
+        model,
+        &ctx.config.baseline,
+        labeled,
+        seed,
+        device,
+    )
+}
+
+/// Stage directory (and `metrics.json` row) of the all-label reference.
+pub const ALL_LABELS_STAGE: &str = super::checks::ALL_LABELS_ROW;
+
+/// The upper reference (`[all_labels]`): the same backbone trained from scratch on every
+/// training video's label. Not part of the method: it uses labels the method never sees, to
+/// show that the data can be learned and how far the labeled subset is from it.
+pub fn supervised_all_labels<B: AutodiffBackend>(
+    ctx: &StageContext<'_>,
+    device: &B::Device,
+) -> Result<()> {
+    let Some(config) = &ctx.config.all_labels else {
+        ctx.log.line(&format!(
+            "[{ALL_LABELS_STAGE}] the experiment has no [all_labels] section; nothing to do"
+        ));
+        return Ok(());
+    };
+    let seed = ctx.seed(SEED_ALL_LABELS);
+    B::seed(device, seed);
+    let model = ctx
+        .config
+        .model
+        .classifier::<B>(ctx.data.num_classes(), device);
+    let every: Vec<usize> = (0..ctx.data.train.len()).collect();
+    train_classifier(ctx, ALL_LABELS_STAGE, model, config, &every, seed, device)
 }
 
 /// One training video's temporal similarity.
@@ -528,12 +577,13 @@ pub fn student<B: AutodiffBackend>(
 }
 
 /// The rows of `metrics.json`: (key, stage whose model is evaluated).
-pub const EVAL_ROWS: [(&str, &str); 5] = [
+pub const EVAL_ROWS: [(&str, &str); 6] = [
     ("student", "student"),
     ("teacher_invariant", "finetune_invariant"),
     ("teacher_distinctive", "finetune_distinctive"),
     ("teacher_average", "student_average"),
     ("baseline_supervised", "baseline"),
+    (ALL_LABELS_STAGE, ALL_LABELS_STAGE),
 ];
 
 /// One class's line in `metrics.json`.
@@ -657,6 +707,11 @@ fn build_report<B: Backend>(
         let labels: Vec<usize> = store.keys().map(|&v| ctx.data.test[v].label).collect();
         let probs: Vec<Vec<f32>> = store.values().cloned().collect();
         let a = accuracy(&probs, &labels, classes);
+        let families = ctx
+            .data
+            .families
+            .as_ref()
+            .map(|f| FamilyAccuracy::of(&a.per_class, f));
         report.insert(
             row.to_string(),
             serde_json::json!({
@@ -664,6 +719,7 @@ fn build_report<B: Backend>(
                 "top5": a.top5,
                 "mean_class_acc": a.mean_class_acc,
                 "videos": a.videos,
+                "families": families,
                 "confusion": a.confusion,
             }),
         );
@@ -721,5 +777,23 @@ fn build_report<B: Backend>(
     }
     report.insert("test_videos".into(), ctx.data.test.len().into());
     report.insert("skipped_videos".into(), skipped.into());
-    serde_json::Value::Object(report)
+    let mut report = serde_json::Value::Object(report);
+    if let Some(c) = &ctx.config.checks {
+        let verdicts = prerequisites(&report, c);
+        for p in &verdicts {
+            if p.passed {
+                ctx.log.line(&format!(
+                    "[eval] prerequisite ({}) holds: {} — {}",
+                    p.id, p.requirement, p.measured
+                ));
+            } else {
+                ctx.log.line(&format!(
+                    "[eval] !!! PREREQUISITE ({}) FAILED: {} — measured: {} — the claim cannot be read from this run",
+                    p.id, p.requirement, p.measured
+                ));
+            }
+        }
+        report["prerequisites"] = serde_json::to_value(&verdicts).unwrap_or_default();
+    }
+    report
 }

@@ -1,0 +1,290 @@
+//! Prerequisites of a claim experiment (`[checks]`), checked by the `eval` stage on the
+//! figures it has just written to `metrics.json`.
+//!
+//! A claim ("the TSTR-weighted student beats both teachers") can only be tested on data and
+//! models where the comparison means something. Each prerequisite below names what must hold
+//! and why; the run reports every one in `metrics.json` (`prerequisites`) and prints a failed
+//! one loudly, with its numbers, so that a result is never read without them:
+//!
+//! - (a) the backbone trained with every training label learns the data (the upper
+//!   reference, stage `supervised_all_labels`);
+//! - (b) the supervised baseline on the labeled subset stays clearly below it (room for the
+//!   unlabeled videos to help);
+//! - (c) each teacher's frozen self-supervised features beat random features in a linear
+//!   probe, and each teacher is the better one on its own family of classes (the distinctive
+//!   teacher on the direction classes, the invariant one on the appearance classes);
+//! - (d) the temporal-similarity score separates the two families (AUROC), with neither
+//!   family's mean pinned at 0 or 1;
+//! - (e) enough test videos per class that a few points are resolved (seeds are the
+//!   multi-run summary's business: `timebalance summarize`).
+//!
+//! The checks read `metrics.json`'s JSON rather than typed stage results, so that a finished
+//! run can be re-checked (and summarised) from its files alone.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Thresholds of the prerequisites; the defaults are the values the claim experiment was
+/// specified with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksConfig {
+    /// (a) Lowest test top-1 of the all-label model, percent.
+    pub all_labels_min_top1: f64,
+    /// (b) Fewest points the baseline must stay below the all-label model.
+    pub label_gap_min: f64,
+    /// (c) Fewest points each teacher's probe must beat the random-feature probe by.
+    pub probe_margin_min: f64,
+    /// (d) Lowest AUROC of the score, invariant classes against distinctive ones.
+    pub auroc_min: f64,
+    /// (d) Each family's mean score must lie in `[score_margin, 1 - score_margin]`.
+    pub score_margin: f64,
+    /// (e) Fewest test videos in any class.
+    pub min_test_videos_per_class: usize,
+}
+
+impl Default for ChecksConfig {
+    fn default() -> Self {
+        Self {
+            all_labels_min_top1: 90.0,
+            label_gap_min: 15.0,
+            probe_margin_min: 15.0,
+            auroc_min: 0.85,
+            score_margin: 0.05,
+            min_test_videos_per_class: 50,
+        }
+    }
+}
+
+/// One prerequisite's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prerequisite {
+    /// `a` … `e`, as in the module docs.
+    pub id: String,
+    /// What must hold.
+    pub requirement: String,
+    /// The measured numbers it was decided on (or what was missing).
+    pub measured: String,
+    pub passed: bool,
+}
+
+/// `metrics.json` row names the checks read.
+pub const ALL_LABELS_ROW: &str = "supervised_all_labels";
+const BASELINE_ROW: &str = "baseline_supervised";
+
+fn number(v: &Value, path: &[&str]) -> Option<f64> {
+    path.iter().try_fold(v, |node, key| node.get(key))?.as_f64()
+}
+
+fn verdict(id: &str, requirement: String, measured: Option<(String, bool)>) -> Prerequisite {
+    let (measured, passed) =
+        measured.unwrap_or_else(|| ("missing: its stage has not run".to_string(), false));
+    Prerequisite {
+        id: id.to_string(),
+        requirement,
+        measured,
+        passed,
+    }
+}
+
+/// Every prerequisite, decided on `metrics` (the JSON `eval` writes).
+pub fn prerequisites(metrics: &Value, c: &ChecksConfig) -> Vec<Prerequisite> {
+    let all = number(metrics, &[ALL_LABELS_ROW, "top1"]);
+    let base = number(metrics, &[BASELINE_ROW, "top1"]);
+    let a = verdict(
+        "a",
+        format!(
+            "the backbone trained with every label reaches ≥ {:.0} % test top-1",
+            c.all_labels_min_top1
+        ),
+        all.map(|t| (format!("{t:.2} %"), t >= c.all_labels_min_top1)),
+    );
+    let b = verdict(
+        "b",
+        format!(
+            "the supervised baseline stays ≥ {:.0} points below the all-label model",
+            c.label_gap_min
+        ),
+        all.zip(base).map(|(t, b)| {
+            (
+                format!("baseline {b:.2} % vs all labels {t:.2} %"),
+                t - b >= c.label_gap_min,
+            )
+        }),
+    );
+    let probe = |teacher: &str, key: &[&str]| -> Option<f64> {
+        let mut path = vec!["probe", teacher];
+        path.extend_from_slice(key);
+        number(metrics, &path)
+    };
+    let random = probe("random", &["test_top1"]);
+    let inv = probe("invariant", &["test_top1"]);
+    let dis = probe("distinctive", &["test_top1"]);
+    let family = |t: &str, f: &str| probe(t, &["test_families", f]);
+    let c_measured = (|| {
+        let (r, i, d) = (random?, inv?, dis?);
+        let (inv_on_inv, dis_on_inv) = (
+            family("invariant", "invariant")?,
+            family("distinctive", "invariant")?,
+        );
+        let (inv_on_dis, dis_on_dis) = (
+            family("invariant", "distinctive")?,
+            family("distinctive", "distinctive")?,
+        );
+        let margins = i - r >= c.probe_margin_min && d - r >= c.probe_margin_min;
+        let strengths = dis_on_dis > inv_on_dis && inv_on_inv > dis_on_inv;
+        Some((
+            format!(
+                "probe test top-1: random {r:.2}, invariant {i:.2}, distinctive {d:.2} %; \
+                 direction classes: distinctive {dis_on_dis:.2} vs invariant {inv_on_dis:.2} %; \
+                 appearance classes: invariant {inv_on_inv:.2} vs distinctive {dis_on_inv:.2} %"
+            ),
+            margins && strengths,
+        ))
+    })();
+    let c_check = verdict(
+        "c",
+        format!(
+            "each teacher's linear probe beats random features by ≥ {:.0} points, and each \
+             teacher's probe is the better one on its own family",
+            c.probe_margin_min
+        ),
+        c_measured,
+    );
+    let d_measured = (|| {
+        let auroc = number(metrics, &["tstr", "auroc"])?;
+        let mi = number(metrics, &["tstr", "score_mean_invariant_classes"])?;
+        let md = number(metrics, &["tstr", "score_mean_distinctive_classes"])?;
+        let inside = |m: f64| (c.score_margin..=1.0 - c.score_margin).contains(&m);
+        Some((
+            format!("AUROC {auroc:.3}; mean score invariant {mi:.3}, distinctive {md:.3}"),
+            auroc >= c.auroc_min && inside(mi) && inside(md),
+        ))
+    })();
+    let d = verdict(
+        "d",
+        format!(
+            "the score separates the families: AUROC ≥ {:.2}, both means in [{:.2}, {:.2}]",
+            c.auroc_min,
+            c.score_margin,
+            1.0 - c.score_margin
+        ),
+        d_measured,
+    );
+    let fewest = metrics
+        .get(BASELINE_ROW)
+        .or_else(|| metrics.get(ALL_LABELS_ROW))
+        .and_then(|r| r.get("confusion"))
+        .and_then(Value::as_array)
+        .and_then(|rows| {
+            rows.iter()
+                .map(|row| {
+                    row.as_array()
+                        .map(|r| r.iter().filter_map(Value::as_u64).sum::<u64>())
+                })
+                .collect::<Option<Vec<u64>>>()
+        })
+        .and_then(|counts| counts.into_iter().min());
+    let e = verdict(
+        "e",
+        format!(
+            "≥ {} test videos in every class",
+            c.min_test_videos_per_class
+        ),
+        fewest.map(|n| {
+            (
+                format!("fewest test videos in a class: {n}"),
+                n >= c.min_test_videos_per_class as u64,
+            )
+        }),
+    );
+    vec![a, b, c_check, d, e]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn passing() -> Value {
+        let fam = |i: f64, d: f64| json!({ "invariant": i, "distinctive": d });
+        json!({
+            "supervised_all_labels": { "top1": 95.0, "confusion": [[50, 0], [0, 50]] },
+            "baseline_supervised": { "top1": 60.0, "confusion": [[30, 20], [20, 30]] },
+            "probe": {
+                "random": { "test_top1": 30.0, "test_families": fam(40.0, 20.0) },
+                "invariant": { "test_top1": 60.0, "test_families": fam(90.0, 30.0) },
+                "distinctive": { "test_top1": 70.0, "test_families": fam(70.0, 70.0) }
+            },
+            "tstr": {
+                "auroc": 0.9,
+                "score_mean_invariant_classes": 0.8,
+                "score_mean_distinctive_classes": 0.3
+            }
+        })
+    }
+
+    fn failed(m: &Value) -> Vec<String> {
+        prerequisites(m, &ChecksConfig::default())
+            .into_iter()
+            .filter(|p| !p.passed)
+            .map(|p| p.id)
+            .collect()
+    }
+
+    #[test]
+    fn each_perturbed_figure_fails_exactly_its_prerequisite() {
+        let ok = passing();
+        assert!(failed(&ok).is_empty(), "{:?}", failed(&ok));
+        let perturb = |path: &[&str], v: Value| {
+            let mut m = ok.clone();
+            let (last, parents) = path.split_last().unwrap();
+            let node = parents.iter().fold(&mut m, |n, k| n.get_mut(*k).unwrap());
+            node[*last] = v;
+            failed(&m)
+        };
+        assert_eq!(
+            perturb(&["supervised_all_labels", "top1"], json!(89.9)),
+            ["a"]
+        );
+        assert_eq!(
+            perturb(&["baseline_supervised", "top1"], json!(81.0)),
+            ["b"]
+        );
+        assert_eq!(
+            perturb(&["probe", "invariant", "test_top1"], json!(44.0)),
+            ["c"]
+        );
+        let swapped = json!({ "invariant": 60.0, "distinctive": 70.0 });
+        assert_eq!(
+            perturb(&["probe", "invariant", "test_families"], swapped),
+            ["c"]
+        );
+        assert_eq!(perturb(&["tstr", "auroc"], json!(0.84)), ["d"]);
+        assert_eq!(
+            perturb(&["tstr", "score_mean_invariant_classes"], json!(0.99)),
+            ["d"]
+        );
+        assert_eq!(
+            perturb(
+                &["baseline_supervised", "confusion"],
+                json!([[49, 0], [0, 50]])
+            ),
+            ["e"]
+        );
+    }
+
+    #[test]
+    fn a_missing_stage_fails_its_prerequisites_and_says_so() {
+        let mut m = passing();
+        m.as_object_mut().unwrap().remove("probe");
+        m.as_object_mut().unwrap().remove("supervised_all_labels");
+        let p = prerequisites(&m, &ChecksConfig::default());
+        let bad: Vec<&Prerequisite> = p.iter().filter(|p| !p.passed).collect();
+        assert_eq!(
+            bad.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        assert!(bad.iter().all(|p| p.measured.starts_with("missing")));
+    }
+}

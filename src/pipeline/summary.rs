@@ -1,0 +1,270 @@
+//! `timebalance summarize RUN_DIR…`: the runs of one experiment (seeds, generator seeds)
+//! side by side, as markdown: every model's test top-1 as mean ± standard error over the
+//! runs, per class family where families are known, the student's paired differences
+//! against each other model, the score's separation, the linear probes, and every
+//! prerequisite's verdict per run (re-decided from each `metrics.json` with the thresholds
+//! of the run's own `[checks]`).
+//!
+//! The standard error is the sample standard deviation over runs divided by √n; a
+//! difference is paired (per run, then averaged), which removes what the runs share.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use super::checks::{ChecksConfig, prerequisites};
+use super::config::ExperimentConfig;
+use super::stages::{EVAL_ROWS, METRICS_FILE};
+
+/// Fewest runs (seeds) a claim is read from.
+pub const MIN_RUNS: usize = 3;
+
+/// The file name of a run's resolved configuration.
+const CONFIG_FILE: &str = "config.toml";
+
+/// One run as the summary reads it.
+struct Run {
+    dir: PathBuf,
+    metrics: Value,
+    config: ExperimentConfig,
+}
+
+fn read_run(dir: &Path) -> Result<Run> {
+    let path = dir.join(METRICS_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: no metrics (has `eval` run?)", path.display()))?;
+    let metrics: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let config = ExperimentConfig::from_file(&dir.join(CONFIG_FILE), &[])?;
+    Ok(Run {
+        dir: dir.to_path_buf(),
+        metrics,
+        config,
+    })
+}
+
+/// Mean and standard error (`None` below two values).
+pub fn mean_se(values: &[f64]) -> Option<(f64, Option<f64>)> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let se = (n >= 2).then(|| {
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        (var / n as f64).sqrt()
+    });
+    Some((mean, se))
+}
+
+fn cell(values: &[f64], digits: usize) -> String {
+    match mean_se(values) {
+        None => "—".into(),
+        Some((m, None)) => format!("{m:.digits$}"),
+        Some((m, Some(se))) => format!("{m:.digits$} ± {se:.digits$}"),
+    }
+}
+
+fn number(v: &Value, path: &[&str]) -> Option<f64> {
+    path.iter().try_fold(v, |node, key| node.get(key))?.as_f64()
+}
+
+/// `path` in every run that has it.
+fn across(runs: &[Run], path: &[&str]) -> Vec<f64> {
+    runs.iter()
+        .filter_map(|r| number(&r.metrics, path))
+        .collect()
+}
+
+fn per_run(runs: &[Run], path: &[&str], digits: usize) -> String {
+    runs.iter()
+        .map(|r| number(&r.metrics, path).map_or("—".into(), |v| format!("{v:.digits$}")))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// The markdown summary of the run directories `dirs`.
+pub fn summarize(dirs: &[PathBuf]) -> Result<String> {
+    if dirs.is_empty() {
+        bail!("summarize: name at least one run directory");
+    }
+    let runs: Vec<Run> = dirs.iter().map(|d| read_run(d)).collect::<Result<_>>()?;
+    let mut md = String::new();
+    let n = runs.len();
+    writeln!(md, "### {n} run(s)\n")?;
+    writeln!(md, "| run | seed | generator seed | test videos |")?;
+    writeln!(md, "|---|---|---|---|")?;
+    for r in &runs {
+        let generator = r
+            .config
+            .data
+            .synthetic
+            .as_ref()
+            .map_or("—".into(), |s| s.seed.to_string());
+        let videos = r
+            .metrics
+            .get("test_videos")
+            .map_or("—".into(), Value::to_string);
+        writeln!(
+            md,
+            "| `{}` | {} | {generator} | {videos} |",
+            r.dir.display(),
+            r.config.seed
+        )?;
+    }
+    writeln!(
+        md,
+        "\n#### Test top-1, % (mean ± standard error over runs; per run in the last column)\n"
+    )?;
+    writeln!(
+        md,
+        "| model | top-1 | invariant classes | distinctive classes | per run |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|")?;
+    for (row, _) in EVAL_ROWS {
+        let top1 = across(&runs, &[row, "top1"]);
+        if top1.is_empty() {
+            continue;
+        }
+        writeln!(
+            md,
+            "| {row} | {} | {} | {} | {} |",
+            cell(&top1, 2),
+            cell(&across(&runs, &[row, "families", "invariant"]), 2),
+            cell(&across(&runs, &[row, "families", "distinctive"]), 2),
+            per_run(&runs, &[row, "top1"], 2)
+        )?;
+    }
+    writeln!(
+        md,
+        "\n#### The student against each model, paired per run (points of top-1)\n"
+    )?;
+    writeln!(
+        md,
+        "| student − | difference | runs where the student is ahead |"
+    )?;
+    writeln!(md, "|---|---|---|")?;
+    for (row, _) in EVAL_ROWS.iter().skip(1) {
+        let diffs: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| {
+                Some(
+                    number(&r.metrics, &["student", "top1"])? - number(&r.metrics, &[row, "top1"])?,
+                )
+            })
+            .collect();
+        if diffs.is_empty() {
+            continue;
+        }
+        let ahead = diffs.iter().filter(|d| **d > 0.0).count();
+        writeln!(
+            md,
+            "| {row} | {} | {ahead} of {} |",
+            cell(&diffs, 2),
+            diffs.len()
+        )?;
+    }
+    writeln!(md, "\n#### Score and linear probes\n")?;
+    writeln!(md, "| figure | mean ± SE | per run |")?;
+    writeln!(md, "|---|---|---|")?;
+    let figures: [(&str, &[&str], usize); 6] = [
+        (
+            "score AUROC (invariant vs distinctive)",
+            &["tstr", "auroc"],
+            3,
+        ),
+        (
+            "mean score, invariant classes",
+            &["tstr", "score_mean_invariant_classes"],
+            3,
+        ),
+        (
+            "mean score, distinctive classes",
+            &["tstr", "score_mean_distinctive_classes"],
+            3,
+        ),
+        (
+            "probe top-1, random features",
+            &["probe", "random", "test_top1"],
+            2,
+        ),
+        (
+            "probe top-1, invariant teacher",
+            &["probe", "invariant", "test_top1"],
+            2,
+        ),
+        (
+            "probe top-1, distinctive teacher",
+            &["probe", "distinctive", "test_top1"],
+            2,
+        ),
+    ];
+    for (name, path, digits) in figures {
+        let v = across(&runs, path);
+        if !v.is_empty() {
+            writeln!(
+                md,
+                "| {name} | {} | {} |",
+                cell(&v, digits),
+                per_run(&runs, path, digits)
+            )?;
+        }
+    }
+    writeln!(md, "\n#### Prerequisites (each run's `[checks]`)\n")?;
+    writeln!(md, "| | requirement | holds in | measured, per run |")?;
+    writeln!(md, "|---|---|---|---|")?;
+    let verdicts: Vec<_> = runs
+        .iter()
+        .map(|r| {
+            prerequisites(
+                &r.metrics,
+                r.config.checks.as_ref().unwrap_or(&ChecksConfig::default()),
+            )
+        })
+        .collect();
+    for (i, first) in verdicts[0].iter().enumerate() {
+        let held = verdicts.iter().filter(|v| v[i].passed).count();
+        let measured: Vec<String> = verdicts
+            .iter()
+            .map(|v| {
+                let mark = if v[i].passed { "✓" } else { "✗" };
+                format!("{mark} {}", v[i].measured)
+            })
+            .collect();
+        writeln!(
+            md,
+            "| ({}) | {} | {held} of {n} | {} |",
+            first.id,
+            first.requirement,
+            measured.join("<br>")
+        )?;
+    }
+    let enough = if n >= MIN_RUNS {
+        "holds"
+    } else {
+        "DOES NOT HOLD"
+    };
+    writeln!(
+        md,
+        "\n(e) across runs: {n} run(s), at least {MIN_RUNS} needed: {enough}."
+    )?;
+    Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_standard_error() {
+        assert_eq!(mean_se(&[]), None);
+        assert_eq!(mean_se(&[3.0]), Some((3.0, None)));
+        let (m, se) = mean_se(&[1.0, 2.0, 3.0]).unwrap();
+        assert_eq!(m, 2.0);
+        // Sample deviation 1, over √3.
+        assert!((se.unwrap() - 1.0 / 3f64.sqrt()).abs() < 1e-12);
+        assert_eq!(cell(&[1.0, 2.0, 3.0], 2), "2.00 ± 0.58");
+    }
+}
