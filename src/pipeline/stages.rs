@@ -759,12 +759,27 @@ fn build_report<B: Backend>(
         let inv = of(Family::Invariant);
         let dis = of(Family::Distinctive);
         let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
+        // The invariant teacher's weight w(v) the student uses (after `tstr.normalization`),
+        // per family: how differently the two families are actually treated.
+        let all: Vec<f32> = scores.iter().map(|s| s.score).collect();
+        let weights = teacher_weights(&all, ctx.config.tstr.normalization);
+        let weight_mean = |f: Family| -> f64 {
+            let w: Vec<f32> = scores
+                .iter()
+                .zip(&weights)
+                .filter(|(s, _)| families.get(s.label) == Some(&f))
+                .map(|(_, &w)| w)
+                .collect();
+            mean(&w)
+        };
         report.insert(
             "tstr".into(),
             serde_json::json!({
                 "score_mean_invariant_classes": mean(&inv),
                 "score_mean_distinctive_classes": mean(&dis),
                 "auroc": auroc(&inv, &dis),
+                "weight_mean_invariant_classes": weight_mean(Family::Invariant),
+                "weight_mean_distinctive_classes": weight_mean(Family::Distinctive),
             }),
         );
     }

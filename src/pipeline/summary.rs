@@ -169,7 +169,7 @@ pub fn summarize(dirs: &[PathBuf]) -> Result<String> {
     writeln!(md, "\n#### Score and linear probes\n")?;
     writeln!(md, "| figure | mean ± SE | per run |")?;
     writeln!(md, "|---|---|---|")?;
-    let figures: [(&str, &[&str], usize); 6] = [
+    let figures: [(&str, &[&str], usize); 8] = [
         (
             "score AUROC (invariant vs distinctive)",
             &["tstr", "auroc"],
@@ -183,6 +183,16 @@ pub fn summarize(dirs: &[PathBuf]) -> Result<String> {
         (
             "mean score, distinctive classes",
             &["tstr", "score_mean_distinctive_classes"],
+            3,
+        ),
+        (
+            "invariant teacher's weight w(v), invariant classes",
+            &["tstr", "weight_mean_invariant_classes"],
+            3,
+        ),
+        (
+            "invariant teacher's weight w(v), distinctive classes",
+            &["tstr", "weight_mean_distinctive_classes"],
             3,
         ),
         (
