@@ -72,7 +72,8 @@ pub struct Prerequisite {
 pub const ALL_LABELS_ROW: &str = "supervised_all_labels";
 const BASELINE_ROW: &str = "baseline_supervised";
 
-fn number(v: &Value, path: &[&str]) -> Option<f64> {
+/// The number at `path` in a `metrics.json` value, if there is one.
+pub(super) fn number(v: &Value, path: &[&str]) -> Option<f64> {
     path.iter().try_fold(v, |node, key| node.get(key))?.as_f64()
 }
 

@@ -23,6 +23,8 @@ use crate::device::{BackendTask, DeviceSpec, dispatch};
 
 /// Marker written (atomically) when a stage has finished; its presence skips the stage.
 const DONE_FILE: &str = "done.json";
+/// The resolved configuration each run directory holds.
+pub const CONFIG_FILE: &str = "config.toml";
 /// Marker of a completely generated synthetic dataset.
 const SYNTH_DONE: &str = ".complete";
 /// Frame rate of generated synthetic videos.
@@ -184,7 +186,7 @@ pub fn run_experiment(opts: &RunOptions) -> Result<PathBuf> {
     let dir = opts.out.join(&name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let log = RunLog::open(&dir.join("log.txt"))?;
-    write_atomic(&dir.join("config.toml"), config.to_toml()?.as_bytes())?;
+    write_atomic(&dir.join(CONFIG_FILE), config.to_toml()?.as_bytes())?;
     log.line(&format!(
         "experiment {name} on {} → {}",
         opts.device,

@@ -292,22 +292,34 @@ pub fn finetune<B: AutodiffBackend>(
 
 /// The honest reference: the same backbone trained from scratch on the labeled subset.
 pub fn baseline<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) -> Result<()> {
-    let seed = ctx.seed(SEED_BASELINE);
+    let labeled = &ctx.data.partition.labeled;
+    from_scratch::<B>(
+        ctx,
+        "baseline",
+        &ctx.config.baseline,
+        labeled,
+        SEED_BASELINE,
+        device,
+    )
+}
+
+/// A freshly initialised classifier trained on `videos` (the baseline and the all-label
+/// reference differ only in which videos keep their label).
+fn from_scratch<B: AutodiffBackend>(
+    ctx: &StageContext<'_>,
+    name: &str,
+    config: &super::config::TrainConfig,
+    videos: &[usize],
+    seed_offset: u64,
+    device: &B::Device,
+) -> Result<()> {
+    let seed = ctx.seed(seed_offset);
     B::seed(device, seed);
     let model = ctx
         .config
         .model
         .classifier::<B>(ctx.data.num_classes(), device);
-    let labeled = &ctx.data.partition.labeled;
-    train_classifier(
-        ctx,
-        "baseline",
-        model,
-        &ctx.config.baseline,
-        labeled,
-        seed,
-        device,
-    )
+    train_classifier(ctx, name, model, config, videos, seed, device)
 }
 
 /// Stage directory (and `metrics.json` row) of the all-label reference.
@@ -326,14 +338,15 @@ pub fn supervised_all_labels<B: AutodiffBackend>(
         ));
         return Ok(());
     };
-    let seed = ctx.seed(SEED_ALL_LABELS);
-    B::seed(device, seed);
-    let model = ctx
-        .config
-        .model
-        .classifier::<B>(ctx.data.num_classes(), device);
     let every: Vec<usize> = (0..ctx.data.train.len()).collect();
-    train_classifier(ctx, ALL_LABELS_STAGE, model, config, &every, seed, device)
+    from_scratch::<B>(
+        ctx,
+        ALL_LABELS_STAGE,
+        config,
+        &every,
+        SEED_ALL_LABELS,
+        device,
+    )
 }
 
 /// One training video's temporal similarity.
@@ -749,37 +762,29 @@ fn build_report<B: Backend>(
         serde_json::to_value(&per_class).unwrap_or_default(),
     );
     if let (Some(families), Some(scores)) = (&ctx.data.families, scores) {
-        let of = |f: Family| -> Vec<f32> {
-            scores
-                .iter()
-                .filter(|s| families.get(s.label) == Some(&f))
-                .map(|s| s.score)
-                .collect()
-        };
-        let inv = of(Family::Invariant);
-        let dis = of(Family::Distinctive);
-        let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
-        // The invariant teacher's weight w(v) the student uses (after `tstr.normalization`),
-        // per family: how differently the two families are actually treated.
+        // Each family's scores, and the invariant teacher's weight w(v) the student gives
+        // those videos (after `tstr.normalization`): how differently the families are treated.
         let all: Vec<f32> = scores.iter().map(|s| s.score).collect();
         let weights = teacher_weights(&all, ctx.config.tstr.normalization);
-        let weight_mean = |f: Family| -> f64 {
-            let w: Vec<f32> = scores
+        let of = |f: Family| -> (Vec<f32>, Vec<f32>) {
+            scores
                 .iter()
                 .zip(&weights)
                 .filter(|(s, _)| families.get(s.label) == Some(&f))
-                .map(|(_, &w)| w)
-                .collect();
-            mean(&w)
+                .map(|(s, &w)| (s.score, w))
+                .unzip()
         };
+        let (inv, inv_weights) = of(Family::Invariant);
+        let (dis, dis_weights) = of(Family::Distinctive);
+        let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
         report.insert(
             "tstr".into(),
             serde_json::json!({
                 "score_mean_invariant_classes": mean(&inv),
                 "score_mean_distinctive_classes": mean(&dis),
                 "auroc": auroc(&inv, &dis),
-                "weight_mean_invariant_classes": weight_mean(Family::Invariant),
-                "weight_mean_distinctive_classes": weight_mean(Family::Distinctive),
+                "weight_mean_invariant_classes": mean(&inv_weights),
+                "weight_mean_distinctive_classes": mean(&dis_weights),
             }),
         );
     }

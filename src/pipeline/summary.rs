@@ -14,15 +14,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::checks::{ChecksConfig, prerequisites};
+use super::checks::{ChecksConfig, number, prerequisites};
 use super::config::ExperimentConfig;
+use super::run::CONFIG_FILE;
 use super::stages::{EVAL_ROWS, METRICS_FILE};
 
 /// Fewest runs (seeds) a claim is read from.
 pub const MIN_RUNS: usize = 3;
-
-/// The file name of a run's resolved configuration.
-const CONFIG_FILE: &str = "config.toml";
 
 /// One run as the summary reads it.
 struct Run {
@@ -65,10 +63,6 @@ fn cell(values: &[f64], digits: usize) -> String {
         Some((m, None)) => format!("{m:.digits$}"),
         Some((m, Some(se))) => format!("{m:.digits$} ± {se:.digits$}"),
     }
-}
-
-fn number(v: &Value, path: &[&str]) -> Option<f64> {
-    path.iter().try_fold(v, |node, key| node.get(key))?.as_f64()
 }
 
 /// `path` in every run that has it.
