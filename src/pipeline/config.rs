@@ -664,6 +664,33 @@ mod tests {
     }
 
     #[test]
+    fn probe_readout_and_clips_are_settings() {
+        use crate::pipeline::probe::{ProbeClips, ProbeReadout};
+        let c = ExperimentConfig::from_toml(&sample(), "s", &[]).unwrap();
+        assert_eq!(
+            (c.probe.readout, c.probe.clip),
+            (ProbeReadout::Pooled, ProbeClips::Finetune)
+        );
+        let c = ExperimentConfig::from_toml(
+            &sample(),
+            "s",
+            &[
+                "probe.readout=\"slots\"".into(),
+                "probe.clip=\"ssl\"".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.probe.readout, c.probe.clip),
+            (ProbeReadout::Slots, ProbeClips::Ssl)
+        );
+        let err = ExperimentConfig::from_toml(&sample(), "s", &["probe.readout=\"slot\"".into()])
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("probe") && msg.contains("slot"), "{msg}");
+    }
+
+    #[test]
     fn the_claim_experiment_checks_its_prerequisites() {
         let claim = crate::pipeline::registry::find("synthetic_claim").unwrap();
         let c = ExperimentConfig::from_toml(claim.text, "synthetic_claim", &[]).unwrap();

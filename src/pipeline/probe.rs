@@ -1,9 +1,14 @@
 //! Linear probe: do the teachers' frozen self-supervised features carry class information
-//! beyond what random weights give? Features of every training and test video (backbone's
-//! pooled features, averaged over a few centre-crop clips) are standardised with the
-//! training statistics, and a linear classifier is trained on *all* training labels with
-//! burn-train's Learner, for the random, invariant and distinctive backbones alike. A
-//! representation diagnostic, not part of the method: it uses labels the method never sees.
+//! beyond what random weights give? Features of every training and test video (averaged over
+//! a few centre-crop clips) are standardised with the training statistics, and a linear
+//! classifier is trained on *all* training labels with burn-train's Learner, for the random,
+//! invariant and distinctive backbones alike. A representation diagnostic, not part of the
+//! method: it uses labels the method never sees.
+//!
+//! What is read ([`ProbeReadout`]) and from which clips ([`ProbeClips`]) are settings, because
+//! a time average cannot tell a video from its time reversal: the distinctive teacher is
+//! trained to tell apart its 4 temporal slots of a self-supervised clip, and the order of
+//! those slots is where it keeps direction, so its probe reads them in order.
 
 use anyhow::{Result, bail};
 use burn::data::dataloader::batcher::Batcher;
@@ -27,7 +32,7 @@ use crate::data::datasets::VideoEntry;
 use crate::data::loader::LoaderItem;
 use crate::data::tensors::{ClipBatcher, VideoClipDataset};
 use crate::loss::cross_entropy;
-use crate::model::{Backbone, SslModel};
+use crate::model::{Backbone, Features, SslModel};
 
 /// The probe's results file inside the stage directory.
 pub const PROBE_FILE: &str = "probe.json";
@@ -35,6 +40,30 @@ pub const PROBE_FILE: &str = "probe.json";
 const SEED_PROBE: u64 = 6;
 /// Guards the standardisation against constant features.
 const STD_EPS: f32 = 1e-6;
+
+/// What the probe reads from a frozen backbone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeReadout {
+    /// The global average over time and space, `[F]`: what a fine-tuned classifier reads.
+    #[default]
+    Pooled,
+    /// The [`crate::model::TEMPORAL_SLOTS`] temporal slots concatenated in time order,
+    /// `[4·F]`: keeps the order of events, which an average over time discards.
+    Slots,
+}
+
+/// The clips the probe's features are computed from (evenly spread, centre crop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeClips {
+    /// The supervised geometry: `data.frames` at `data.stride`, `data.size` pixels.
+    #[default]
+    Finetune,
+    /// The self-supervised (sparse clip) geometry the teachers were trained on:
+    /// `data.ssl_frames` at `data.ssl_stride`, `data.ssl_size` pixels.
+    Ssl,
+}
 
 /// Linear probe settings (`[probe]`; off unless enabled).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +76,12 @@ pub struct ProbeConfig {
     pub batch_size: usize,
     pub lr: f64,
     pub weight_decay: f64,
+    /// What is read from each backbone.
+    #[serde(default)]
+    pub readout: ProbeReadout,
+    /// Which clips the features come from.
+    #[serde(default)]
+    pub clip: ProbeClips,
 }
 
 impl Default for ProbeConfig {
@@ -58,6 +93,8 @@ impl Default for ProbeConfig {
             batch_size: 64,
             lr: 1e-2,
             weight_decay: 1e-4,
+            readout: ProbeReadout::default(),
+            clip: ProbeClips::default(),
         }
     }
 }
@@ -160,8 +197,17 @@ pub struct ProbeResult {
     pub test_families: Option<FamilyAccuracy>,
 }
 
-/// Mean pooled backbone features per video, `[videos][F]`, in `entries` order (a video that
-/// cannot be read keeps zeros and is counted in the log).
+/// One feature vector per clip, `[B, F]` (pooled) or `[B, 4·F]` (slots; feature-major, each
+/// feature's slots in time order).
+fn read_out<B: Backend>(features: Features<B>, readout: ProbeReadout) -> Tensor<B, 2> {
+    match readout {
+        ProbeReadout::Pooled => features.pooled,
+        ProbeReadout::Slots => features.slots.flatten(1, 2),
+    }
+}
+
+/// Backbone features per video (the configured readout, averaged over the clips), in
+/// `entries` order (a video that cannot be read keeps zeros and is counted in the log).
 fn features<B: Backend>(
     ctx: &StageContext<'_>,
     backbone: &Backbone<B>,
@@ -169,11 +215,16 @@ fn features<B: Backend>(
     device: &B::Device,
 ) -> Result<Vec<Vec<f32>>> {
     let d = &ctx.config.data;
+    let c = &ctx.config.probe;
+    let (frames, stride, out_size) = match c.clip {
+        ProbeClips::Finetune => (d.frames, d.stride, d.size),
+        ProbeClips::Ssl => (d.ssl_frames, d.ssl_stride, d.ssl_size),
+    };
     let recipe = ClipRecipe::Tstr {
-        clips: ctx.config.probe.clips,
-        frames: d.frames,
-        stride: d.stride,
-        out_size: d.size,
+        clips: c.clips,
+        frames,
+        stride,
+        out_size,
     };
     let items: Vec<LoaderItem> = entries
         .iter()
@@ -190,10 +241,10 @@ fn features<B: Backend>(
     let mut out: Vec<Option<Vec<f32>>> = vec![None; entries.len()];
     for batch in loader.iter() {
         let [b, n, ..] = batch.clips.dims();
-        let pooled = backbone.features(batch.flattened()).pooled;
-        let f = pooled.dims()[1];
+        let per_clip = read_out(backbone.features(batch.flattened()), c.readout);
+        let f = per_clip.dims()[1];
         let mean = host_values(
-            pooled.reshape([b, n, f]).mean_dim(1).reshape([b * f]),
+            per_clip.reshape([b, n, f]).mean_dim(1).reshape([b * f]),
             "features",
         )?;
         for (k, &v) in batch.videos.iter().enumerate() {
@@ -350,6 +401,25 @@ pub fn probe<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slot_readout_keeps_time_order() {
+        type B = burn::backend::NdArray;
+        let device = Default::default();
+        // Two features × 4 slots; the value says (feature, slot).
+        let slots =
+            Tensor::<B, 3>::from_data([[[0.0, 1.0, 2.0, 3.0], [10.0, 11.0, 12.0, 13.0]]], &device);
+        let features = || Features {
+            slots: slots.clone(),
+            pooled: slots.clone().mean_dim(2).reshape([1, 2]),
+        };
+        let read = |r| read_out(features(), r).into_data().to_vec::<f32>().unwrap();
+        assert_eq!(
+            read(ProbeReadout::Slots),
+            [0.0, 1.0, 2.0, 3.0, 10.0, 11.0, 12.0, 13.0]
+        );
+        assert_eq!(read(ProbeReadout::Pooled), [1.5, 11.5]);
+    }
 
     #[test]
     fn standardise_uses_training_statistics() {
