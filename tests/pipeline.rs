@@ -41,6 +41,7 @@ const TINY: &[&str] = &[
     "probe.enabled=true",
     "probe.epochs=2",
     "probe.clips=2",
+    "probe.random_draws=2",
 ];
 
 /// How long the resume test waits for the first checkpoint before giving up.
@@ -185,6 +186,12 @@ fn every_stage_runs_and_metrics_have_every_row() {
             );
         }
     }
+    // The random reference is the mean of its draws, each kept.
+    let draws = m["probe"]["random"]["test_top1_draws"].as_array().unwrap();
+    assert_eq!(draws.len(), 2, "probe.random.test_top1_draws in {m}");
+    let mean = draws.iter().map(|d| d.as_f64().unwrap()).sum::<f64>() / 2.0;
+    let reported = m["probe"]["random"]["test_top1"].as_f64().unwrap();
+    assert!((mean - reported).abs() < 1e-9, "{mean} vs {reported}");
     let classes = m["classes"].as_array().unwrap();
     assert_eq!(classes.len(), 4);
     assert!(classes.iter().all(|c| c["score_mean"].as_f64().is_some()));

@@ -122,6 +122,22 @@ pub fn prerequisites(metrics: &Value, c: &ChecksConfig) -> Vec<Prerequisite> {
     let inv = probe("invariant", &["test_top1"]);
     let dis = probe("distinctive", &["test_top1"]);
     let family = |t: &str, f: &str| probe(t, &["test_families", f]);
+    // Several random backbones: the reference is their mean, each draw shown beside it.
+    let draws: Vec<f64> = metrics
+        .pointer("/probe/random/test_top1_draws")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let random_name = if draws.len() > 1 {
+        let each: Vec<String> = draws.iter().map(|d| format!("{d:.2}")).collect();
+        format!(
+            "random (mean of {} backbones: {})",
+            draws.len(),
+            each.join(" / ")
+        )
+    } else {
+        "random".to_string()
+    };
     let c_measured = (|| {
         let (r, i, d) = (random?, inv?, dis?);
         let (inv_on_inv, dis_on_inv) = (
@@ -136,7 +152,7 @@ pub fn prerequisites(metrics: &Value, c: &ChecksConfig) -> Vec<Prerequisite> {
         let strengths = dis_on_dis > inv_on_dis && inv_on_inv > dis_on_inv;
         Some((
             format!(
-                "probe test top-1: random {r:.2}, invariant {i:.2}, distinctive {d:.2} %; \
+                "probe test top-1: {random_name} {r:.2}, invariant {i:.2}, distinctive {d:.2} %; \
                  direction classes: distinctive {dis_on_dis:.2} vs invariant {inv_on_dis:.2} %; \
                  appearance classes: invariant {inv_on_inv:.2} vs distinctive {dis_on_inv:.2} %"
             ),
@@ -287,5 +303,22 @@ mod tests {
             ["a", "b", "c"]
         );
         assert!(bad.iter().all(|p| p.measured.starts_with("missing")));
+    }
+
+    #[test]
+    fn a_mean_of_random_draws_is_named_with_each_draw() {
+        let mut m = passing();
+        m["probe"]["random"]["test_top1_draws"] = json!([20.0, 30.0, 40.0]);
+        let c = prerequisites(&m, &ChecksConfig::default())
+            .into_iter()
+            .find(|p| p.id == "c")
+            .unwrap();
+        assert!(c.passed);
+        assert!(
+            c.measured
+                .contains("random (mean of 3 backbones: 20.00 / 30.00 / 40.00) 30.00"),
+            "{}",
+            c.measured
+        );
     }
 }

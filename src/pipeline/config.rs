@@ -664,7 +664,7 @@ mod tests {
     }
 
     #[test]
-    fn probe_readout_and_clips_are_settings() {
+    fn probe_readout_clips_and_draws_are_settings() {
         use crate::pipeline::probe::{ProbeClips, ProbeReadout};
         let c = ExperimentConfig::from_toml(&sample(), "s", &[]).unwrap();
         assert_eq!(
@@ -684,6 +684,10 @@ mod tests {
             (c.probe.readout, c.probe.clip),
             (ProbeReadout::Slots, ProbeClips::Ssl)
         );
+        assert_eq!(c.probe.random_draws, 1, "one random backbone unless asked");
+        let c =
+            ExperimentConfig::from_toml(&sample(), "s", &["probe.random_draws=5".into()]).unwrap();
+        assert_eq!(c.probe.random_draws, 5);
         let err = ExperimentConfig::from_toml(&sample(), "s", &["probe.readout=\"slot\"".into()])
             .unwrap_err();
         let msg = format!("{err:#}");

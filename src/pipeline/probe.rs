@@ -30,6 +30,7 @@ use crate::checkpoint::write_atomic;
 use crate::data::clips::ClipRecipe;
 use crate::data::datasets::VideoEntry;
 use crate::data::loader::LoaderItem;
+use crate::data::synth::Family;
 use crate::data::tensors::{ClipBatcher, VideoClipDataset};
 use crate::loss::cross_entropy;
 use crate::model::{Backbone, Features, SslModel};
@@ -38,6 +39,8 @@ use crate::model::{Backbone, Features, SslModel};
 pub const PROBE_FILE: &str = "probe.json";
 /// Seed offset of the random backbone and the probe's shuffling.
 const SEED_PROBE: u64 = 6;
+/// Seed step between the random backbones of [`ProbeConfig::random_draws`].
+const SEED_RANDOM_DRAW: u64 = 7_919;
 /// Guards the standardisation against constant features.
 const STD_EPS: f32 = 1e-6;
 
@@ -82,6 +85,15 @@ pub struct ProbeConfig {
     /// Which clips the features come from.
     #[serde(default)]
     pub clip: ProbeClips,
+    /// Randomly initialised backbones probed; the reference "random features" is their mean
+    /// (one draw moved by 8 points between two seeds of the same data, more than either
+    /// teacher's probe did).
+    #[serde(default = "one_draw")]
+    pub random_draws: usize,
+}
+
+fn one_draw() -> usize {
+    1
 }
 
 impl Default for ProbeConfig {
@@ -95,6 +107,7 @@ impl Default for ProbeConfig {
             weight_decay: 1e-4,
             readout: ProbeReadout::default(),
             clip: ProbeClips::default(),
+            random_draws: one_draw(),
         }
     }
 }
@@ -195,6 +208,32 @@ pub struct ProbeResult {
     /// Test accuracy per class family, where families are known (synthetic sets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_families: Option<FamilyAccuracy>,
+    /// Test top-1 of each draw, where this result is the mean of several random backbones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test_top1_draws: Vec<f64>,
+}
+
+impl ProbeResult {
+    /// The mean of several draws (each accuracy averaged; families recomputed from the mean
+    /// per-class accuracies), keeping each draw's test top-1.
+    fn mean_of(draws: &[ProbeResult], families: Option<&[Family]>) -> Self {
+        let n = draws.len().max(1) as f64;
+        let mean = |f: &dyn Fn(&ProbeResult) -> f64| draws.iter().map(f).sum::<f64>() / n;
+        let classes = draws.first().map_or(0, |d| d.test_per_class.len());
+        let test_per_class: Vec<Option<f64>> = (0..classes)
+            .map(|k| {
+                let v: Vec<f64> = draws.iter().filter_map(|d| d.test_per_class[k]).collect();
+                (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+            })
+            .collect();
+        Self {
+            train_top1: mean(&|d| d.train_top1),
+            test_top1: mean(&|d| d.test_top1),
+            test_families: families.map(|f| FamilyAccuracy::of(&test_per_class, f)),
+            test_per_class,
+            test_top1_draws: draws.iter().map(|d| d.test_top1).collect(),
+        }
+    }
 }
 
 /// One feature vector per clip, `[B, F]` (pooled) or `[B, 4·F]` (slots; feature-major, each
@@ -298,8 +337,78 @@ fn probe_accuracy<B: Backend>(
     Ok(accuracy(&rows, &labels, classes))
 }
 
-/// Run the probe for the random, invariant and distinctive backbones; writes
-/// `probe/probe.json`.
+/// Train a linear probe on one frozen backbone's features and measure it.
+fn probe_backbone<B: AutodiffBackend>(
+    ctx: &StageContext<'_>,
+    name: &str,
+    backbone: &Backbone<B::InnerBackend>,
+    seed: u64,
+    device: &B::Device,
+) -> Result<ProbeResult> {
+    let c = &ctx.config.probe;
+    let classes = ctx.data.num_classes();
+    ctx.log
+        .line(&format!("[probe] features of the {name} backbone"));
+    let mut train = features::<B::InnerBackend>(ctx, backbone, &ctx.data.train, device)?;
+    let mut test = features::<B::InnerBackend>(ctx, backbone, &ctx.data.test, device)?;
+    standardise(&mut train, &mut test);
+    let to_items = |x: Vec<Vec<f32>>, entries: &[VideoEntry]| -> Vec<FeatureItem> {
+        x.into_iter()
+            .zip(entries)
+            .map(|(x, e)| FeatureItem { x, y: e.label })
+            .collect()
+    };
+    let train = to_items(train, &ctx.data.train);
+    let test = to_items(test, &ctx.data.test);
+    let dim = train.first().map_or(0, |i| i.x.len());
+    B::seed(device, seed);
+    let model = LinearProbe::<B> {
+        fc: LinearConfig::new(dim, classes).init(device),
+    };
+    let batch_size = c.batch_size.min(train.len()).max(1);
+    let iterations = train.len().div_ceil(batch_size);
+    let loader = burn::data::dataloader::DataLoaderBuilder::new(FeatureBatcher)
+        .batch_size(batch_size)
+        .shuffle(seed)
+        .set_device(device.clone())
+        .build(InMemDataset::new(train.clone()));
+    let valid = burn::data::dataloader::DataLoaderBuilder::new(FeatureBatcher)
+        .batch_size(batch_size)
+        .set_device(device.clone())
+        .build(InMemDataset::<FeatureItem>::new(Vec::new()));
+    let stage = format!("probe_{name}");
+    let dir = ctx.stage_dir("probe").join(name);
+    let spec = FitSpec {
+        stage: &stage,
+        dir: &dir,
+        optim: c,
+        iterations_per_epoch: iterations,
+        components: &[],
+        accuracy: true,
+        log: ctx.log,
+    };
+    let trained = fit(model, &spec, loader, valid)?;
+    let on_test = probe_accuracy(&trained, &test, classes, device)?;
+    let result = ProbeResult {
+        train_top1: probe_accuracy(&trained, &train, classes, device)?.top1,
+        test_top1: on_test.top1,
+        test_families: ctx
+            .data
+            .families
+            .as_ref()
+            .map(|f| FamilyAccuracy::of(&on_test.per_class, f)),
+        test_per_class: on_test.per_class,
+        test_top1_draws: Vec::new(),
+    };
+    ctx.log.line(&format!(
+        "[probe] {name}: train {:.2} %, test {:.2} %",
+        result.train_top1, result.test_top1
+    ));
+    Ok(result)
+}
+
+/// Run the probe for the random backbones (`random_draws` of them, reported as their mean
+/// under `random`), the invariant and the distinctive teacher; writes `probe/probe.json`.
 pub fn probe<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) -> Result<()> {
     let c = &ctx.config.probe;
     if !c.enabled {
@@ -307,12 +416,43 @@ pub fn probe<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) -> 
             .line("[probe] disabled ([probe] enabled = false); nothing to do");
         return Ok(());
     }
+    if c.random_draws == 0 {
+        bail!("probe.random_draws must be at least 1");
+    }
     let backbone_config = ctx.config.model.backbone();
-    let classes = ctx.data.num_classes();
     let seed = ctx.config.seed.wrapping_mul(1_000).wrapping_add(SEED_PROBE);
-    let mut variants: Vec<(&str, Backbone<B::InnerBackend>)> = Vec::new();
-    B::InnerBackend::seed(device, seed);
-    variants.push(("random", backbone_config.init(device)));
+    let mut results = serde_json::Map::new();
+    let mut draws = Vec::with_capacity(c.random_draws);
+    for k in 0..c.random_draws {
+        let name = if k == 0 {
+            "random".to_string()
+        } else {
+            format!("random_{k}")
+        };
+        B::InnerBackend::seed(
+            device,
+            seed.wrapping_add(SEED_RANDOM_DRAW.wrapping_mul(k as u64)),
+        );
+        let backbone = backbone_config.init(device);
+        draws.push(probe_backbone::<B>(ctx, &name, &backbone, seed, device)?);
+    }
+    let random = if draws.len() == 1 {
+        draws.remove(0)
+    } else {
+        let mean = ProbeResult::mean_of(&draws, ctx.data.families.as_deref());
+        ctx.log.line(&format!(
+            "[probe] random features, mean of {} backbones: test {:.2} % (each: {})",
+            draws.len(),
+            mean.test_top1,
+            mean.test_top1_draws
+                .iter()
+                .map(|t| format!("{t:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        mean
+    };
+    results.insert("random".into(), serde_json::to_value(&random)?);
     for t in TeacherKind::BOTH {
         let path = ctx.stage_dir(&pretrain_dir(t)).join(MODEL_FILE);
         if !path.is_file() {
@@ -327,67 +467,8 @@ pub fn probe<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) -> 
             &path,
             device,
         )?;
-        variants.push((t.name(), m.backbone));
-    }
-    let mut results = serde_json::Map::new();
-    for (name, backbone) in &variants {
-        ctx.log
-            .line(&format!("[probe] features of the {name} backbone"));
-        let mut train = features::<B::InnerBackend>(ctx, backbone, &ctx.data.train, device)?;
-        let mut test = features::<B::InnerBackend>(ctx, backbone, &ctx.data.test, device)?;
-        standardise(&mut train, &mut test);
-        let to_items = |x: Vec<Vec<f32>>, entries: &[VideoEntry]| -> Vec<FeatureItem> {
-            x.into_iter()
-                .zip(entries)
-                .map(|(x, e)| FeatureItem { x, y: e.label })
-                .collect()
-        };
-        let train = to_items(train, &ctx.data.train);
-        let test = to_items(test, &ctx.data.test);
-        let dim = train.first().map_or(0, |i| i.x.len());
-        B::seed(device, seed);
-        let model = LinearProbe::<B> {
-            fc: LinearConfig::new(dim, classes).init(device),
-        };
-        let batch_size = c.batch_size.min(train.len()).max(1);
-        let iterations = train.len().div_ceil(batch_size);
-        let loader = burn::data::dataloader::DataLoaderBuilder::new(FeatureBatcher)
-            .batch_size(batch_size)
-            .shuffle(seed)
-            .set_device(device.clone())
-            .build(InMemDataset::new(train.clone()));
-        let valid = burn::data::dataloader::DataLoaderBuilder::new(FeatureBatcher)
-            .batch_size(batch_size)
-            .set_device(device.clone())
-            .build(InMemDataset::<FeatureItem>::new(Vec::new()));
-        let stage = format!("probe_{name}");
-        let dir = ctx.stage_dir("probe").join(name);
-        let spec = FitSpec {
-            stage: &stage,
-            dir: &dir,
-            optim: c,
-            iterations_per_epoch: iterations,
-            components: &[],
-            accuracy: true,
-            log: ctx.log,
-        };
-        let trained = fit(model, &spec, loader, valid)?;
-        let on_test = probe_accuracy(&trained, &test, classes, device)?;
-        let result = ProbeResult {
-            train_top1: probe_accuracy(&trained, &train, classes, device)?.top1,
-            test_top1: on_test.top1,
-            test_families: ctx
-                .data
-                .families
-                .as_ref()
-                .map(|f| FamilyAccuracy::of(&on_test.per_class, f)),
-            test_per_class: on_test.per_class,
-        };
-        ctx.log.line(&format!(
-            "[probe] {name}: train {:.2} %, test {:.2} %",
-            result.train_top1, result.test_top1
-        ));
-        results.insert(name.to_string(), serde_json::to_value(&result)?);
+        let result = probe_backbone::<B>(ctx, t.name(), &m.backbone, seed, device)?;
+        results.insert(t.name().into(), serde_json::to_value(&result)?);
     }
     let dir = ctx.stage_dir("probe");
     std::fs::create_dir_all(&dir)?;
@@ -419,6 +500,29 @@ mod tests {
             [0.0, 1.0, 2.0, 3.0, 10.0, 11.0, 12.0, 13.0]
         );
         assert_eq!(read(ProbeReadout::Pooled), [1.5, 11.5]);
+    }
+
+    #[test]
+    fn random_draws_are_averaged_per_class_and_kept() {
+        let draw = |top1, per_class: [Option<f64>; 2]| ProbeResult {
+            train_top1: top1 + 40.0,
+            test_top1: top1,
+            test_per_class: per_class.to_vec(),
+            test_families: None,
+            test_top1_draws: Vec::new(),
+        };
+        let draws = [
+            draw(20.0, [Some(10.0), Some(30.0)]),
+            draw(30.0, [Some(20.0), None]),
+            draw(40.0, [Some(60.0), Some(20.0)]),
+        ];
+        let families = [Family::Invariant, Family::Distinctive];
+        let mean = ProbeResult::mean_of(&draws, Some(&families));
+        assert_eq!((mean.test_top1, mean.train_top1), (30.0, 70.0));
+        assert_eq!(mean.test_per_class, [Some(30.0), Some(25.0)]);
+        let fam = mean.test_families.unwrap();
+        assert_eq!((fam.invariant, fam.distinctive), (Some(30.0), Some(25.0)));
+        assert_eq!(mean.test_top1_draws, [20.0, 30.0, 40.0]);
     }
 
     #[test]
