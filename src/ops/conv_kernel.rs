@@ -3,14 +3,23 @@
 //! For one sample and one output frame, `col[k][p]` holds the input value that kernel tap
 //! `k = (c_in, a, b, c)` meets at output position `p = (h_out, w_out)` (zero in the
 //! padding). Then, per frame,
+//! - forward: `Y[:, t_out] = W · col`, one GEMM;
 //! - weight gradient: `dW[c_out][k] += Σ_p dY[c_out][p] · col[k][p]`, one GEMM;
 //! - input gradient: `dcol = Wᵀ · dY` (one GEMM), scattered back into `dX` (col2im).
 //!
 //! A frame's `col` (`K × H_out·W_out` values) is the unit of work: it bounds the scratch
-//! memory to a few MB per thread instead of the whole clip's `K × T_out·H_out·W_out`.
+//! memory to a few MB per thread instead of the whole clip's `K × T_out·H_out·W_out`. (Blocks
+//! of several frames, for the GEMMs' sake at 32², were measured slower: issue 13's note.)
 //! Samples are processed in parallel (each thread with its own scratch and, for the
 //! weight gradient, its own accumulator); with fewer samples than threads the GEMMs are
 //! parallel instead. The weight gradient comes out row-major `[c_out, c_in, kt, kh, kw]`.
+//!
+//! im2col writes only the positions an input value reaches: the forward and weight-gradient
+//! scratch starts zeroed, and its padding positions, the same for every frame of a geometry,
+//! stay zero. A "same" convolution (spatial stride 1, `W' = W`: R3D's 3×3×3 with padding 1)
+//! copies each tap's frame as one contiguous run and re-zeroes the padding columns the run
+//! crosses, instead of a copy and two fills per output row (im2col was 30 % of a width-8
+//! training step, issue 13's profile).
 //!
 //! Spatially pointwise kernels (`kt × 1 × 1`, spatial stride 1, no spatial padding: the
 //! temporal factor of R(2+1)D, most convolutions of a bottleneck block) need no im2col:
@@ -139,6 +148,12 @@ impl ConvGeometry {
         }
     }
 
+    /// A "same" convolution in the plane: spatial stride 1 and `W' = W`, so the valid
+    /// outputs of a tap read one contiguous run of the input plane (see [`copy_tap`]).
+    fn same_in_plane(&self) -> bool {
+        self.stride[1..] == [1, 1] && self.output[2] == self.input[2]
+    }
+
     /// Tap `a` of the weight as a `c_out × c_in` operand (pointwise kernels: `taps = c_in·kt`).
     fn weight_tap<'a>(&self, w: &'a [f32], a: usize) -> Operand<'a> {
         Operand {
@@ -156,86 +171,182 @@ impl ConvGeometry {
             col_stride: 1,
         }
     }
+}
 
-    /// `(c_in, a, b, c)` of kernel tap `k`.
-    fn tap(&self, k: usize) -> (usize, usize, usize, usize) {
-        let [kt, kh, kw] = self.kernel;
-        (
-            k / (kt * kh * kw),
-            (k / (kh * kw)) % kt,
-            (k / kw) % kh,
-            k % kw,
-        )
+/// One kernel tap as im2col and col2im visit it: its index `k` in weight order, its input
+/// channel and temporal offset `a`, its spatial offsets `(b, c)`, and the valid output rows
+/// of `b` and columns of `c` ([`ConvGeometry::valid_outputs`]).
+#[derive(Debug, Clone, Copy)]
+struct Tap {
+    k: usize,
+    ci: usize,
+    a: usize,
+    bc: (usize, usize),
+    rows: (usize, usize),
+    cols: (usize, usize),
+}
+
+impl Tap {
+    /// Whether some output position reads the input at this tap's spatial offsets.
+    fn reads_input(&self) -> bool {
+        self.rows.1 > self.rows.0 && self.cols.1 > self.cols.0
     }
 }
 
-/// `col` (`taps × frame`) of one sample's output frame `t_out`.
-fn im2col_frame(x: &[f32], g: &ConvGeometry, t_out: usize, col: &mut [f32]) {
-    let [_, h, w] = g.input;
-    let [_, h_out, w_out] = g.output;
-    for (k, row) in col.chunks_mut(g.frame()).enumerate() {
-        let (ci, a, b, c) = g.tap(k);
-        let Some(t_in) = g.source(0, t_out, a) else {
-            row.fill(0.0);
-            continue;
-        };
-        let plane = &x[(ci * g.input[0] + t_in) * h * w..][..h * w];
-        let (w_lo, w_hi) = g.valid_outputs(2, c);
-        for (oh, dst) in row.chunks_mut(w_out).enumerate().take(h_out) {
-            let Some(ih) = g.source(1, oh, b) else {
-                dst.fill(0.0);
-                continue;
-            };
-            let src = &plane[ih * w..][..w];
-            dst[..w_lo].fill(0.0);
-            dst[w_hi..].fill(0.0);
-            if w_hi > w_lo {
-                let first = w_lo * g.stride[2] + c * g.dilation[2] - g.padding[2];
-                if g.stride[2] == 1 {
-                    dst[w_lo..w_hi].copy_from_slice(&src[first..first + (w_hi - w_lo)]);
-                } else {
-                    for (o, v) in dst[w_lo..w_hi].iter_mut().enumerate() {
-                        *v = src[first + o * g.stride[2]];
-                    }
+/// Calls `visit` with every kernel tap in weight order (plain loops: an iterator of nested
+/// `flat_map`s cost 5 % of a width-8 training step in the profile).
+fn for_each_tap(g: &ConvGeometry, mut visit: impl FnMut(Tap)) {
+    let [kt, kh, kw] = g.kernel;
+    let cols: Vec<_> = (0..kw).map(|c| g.valid_outputs(2, c)).collect();
+    let mut k = 0;
+    for ci in 0..g.c_in {
+        for a in 0..kt {
+            for b in 0..kh {
+                let rows = g.valid_outputs(1, b);
+                for (c, &cols) in cols.iter().enumerate() {
+                    visit(Tap {
+                        k,
+                        ci,
+                        a,
+                        bc: (b, c),
+                        rows,
+                        cols,
+                    });
+                    k += 1;
                 }
             }
         }
     }
+}
+
+/// Where tap `(b, c)`'s valid outputs `rows × cols` start in an input plane: the input row
+/// and column read by output `(rows.0, cols.0)`.
+fn first_source(
+    g: &ConvGeometry,
+    b: usize,
+    c: usize,
+    rows: (usize, usize),
+    cols: (usize, usize),
+) -> (usize, usize) {
+    (
+        rows.0 * g.stride[1] + b * g.dilation[1] - g.padding[1],
+        cols.0 * g.stride[2] + c * g.dilation[2] - g.padding[2],
+    )
+}
+
+/// Copies the input values tap `(b, c)` meets into one frame's row of columns `dst`
+/// (`H'·W'`), at the valid outputs `rows × cols` only.
+fn copy_tap(
+    plane: &[f32],
+    dst: &mut [f32],
+    g: &ConvGeometry,
+    (b, c): (usize, usize),
+    rows: (usize, usize),
+    cols: (usize, usize),
+) {
+    let (w, w_out) = (g.input[2], g.output[2]);
+    let (ih0, iw0) = first_source(g, b, c, rows, cols);
+    let width = cols.1 - cols.0;
+    if g.same_in_plane() {
+        // Output (oh, ow) reads input (ih0 + oh − rows.0, iw0 + ow − cols.0), and rows of
+        // both are W apart: one run, which also crosses the padding columns between rows.
+        let len = (rows.1 - rows.0 - 1) * w + width;
+        dst[rows.0 * w + cols.0..][..len].copy_from_slice(&plane[ih0 * w + iw0..][..len]);
+        if width < w {
+            for oh in rows.0..rows.1 - 1 {
+                dst[oh * w + cols.1..(oh + 1) * w + cols.0].fill(0.0);
+            }
+        }
+        return;
+    }
+    for (i, oh) in (rows.0..rows.1).enumerate() {
+        let src = &plane[(ih0 + i * g.stride[1]) * w + iw0..];
+        let out = &mut dst[oh * w_out + cols.0..oh * w_out + cols.1];
+        if g.stride[2] == 1 {
+            out.copy_from_slice(&src[..width]);
+        } else {
+            // A zipped `step_by` instead of `src[o · stride]`: no bounds check per value (the
+            // indexed loop of the strided stem was 40 % of im2col's time).
+            out.iter_mut()
+                .zip(src.iter().step_by(g.stride[2]))
+                .for_each(|(d, &v)| *d = v);
+        }
+    }
+}
+
+/// Adds one frame's row of the columns' gradient `src` (`H'·W'`) into the input plane's
+/// gradient, at tap `(b, c)`'s valid outputs `rows × cols` (the transpose of [`copy_tap`]).
+/// `src`'s values outside them are zeroed on the way (they are the padding's gradient).
+fn add_tap(
+    src: &mut [f32],
+    plane: &mut [f32],
+    g: &ConvGeometry,
+    (b, c): (usize, usize),
+    rows: (usize, usize),
+    cols: (usize, usize),
+) {
+    let (w, w_out) = (g.input[2], g.output[2]);
+    let (ih0, iw0) = first_source(g, b, c, rows, cols);
+    let width = cols.1 - cols.0;
+    if g.same_in_plane() {
+        if width < w {
+            for oh in rows.0..rows.1 - 1 {
+                src[oh * w + cols.1..(oh + 1) * w + cols.0].fill(0.0);
+            }
+        }
+        let len = (rows.1 - rows.0 - 1) * w + width;
+        plane[ih0 * w + iw0..][..len]
+            .iter_mut()
+            .zip(&src[rows.0 * w + cols.0..][..len])
+            .for_each(|(d, &v)| *d += v);
+        return;
+    }
+    for (i, oh) in (rows.0..rows.1).enumerate() {
+        let dst = &mut plane[(ih0 + i * g.stride[1]) * w + iw0..];
+        let run = &src[oh * w_out + cols.0..oh * w_out + cols.1];
+        if g.stride[2] == 1 {
+            dst[..width].iter_mut().zip(run).for_each(|(d, &v)| *d += v);
+        } else {
+            dst.iter_mut()
+                .step_by(g.stride[2])
+                .zip(run)
+                .for_each(|(d, &v)| *d += v);
+        }
+    }
+}
+
+/// `col` (`taps × frame`) of one sample's output frame `t_out`. Only the positions an input
+/// value reaches are written (a tap with no input frame zeroes its row): `col` must start
+/// zeroed and be written by this function alone, for one geometry.
+fn im2col_frame(x: &[f32], g: &ConvGeometry, t_out: usize, col: &mut [f32]) {
+    let (frames_in, plane_len, frame) = (g.input[0], g.input[1] * g.input[2], g.frame());
+    for_each_tap(g, |tap| {
+        let dst = &mut col[tap.k * frame..][..frame];
+        let Some(t) = g.source(0, t_out, tap.a) else {
+            dst.fill(0.0);
+            return;
+        };
+        if tap.reads_input() {
+            let plane = &x[(tap.ci * frames_in + t) * plane_len..][..plane_len];
+            copy_tap(plane, dst, g, tap.bc, tap.rows, tap.cols);
+        }
+    });
 }
 
 /// Adds `col` (`taps × frame`) of output frame `t_out` back into one sample's input
-/// gradient (the transpose of [`im2col_frame`]).
-fn col2im_frame(col: &[f32], g: &ConvGeometry, t_out: usize, dx: &mut [f32]) {
-    let [_, h, w] = g.input;
-    let w_out = g.output[2];
-    for (k, row) in col.chunks(g.frame()).enumerate() {
-        let (ci, a, b, c) = g.tap(k);
-        let Some(t_in) = g.source(0, t_out, a) else {
-            continue;
+/// gradient (the transpose of [`im2col_frame`]); `col` is scratch and is changed.
+fn col2im_frame(col: &mut [f32], g: &ConvGeometry, t_out: usize, dx: &mut [f32]) {
+    let (frames_in, plane_len, frame) = (g.input[0], g.input[1] * g.input[2], g.frame());
+    for_each_tap(g, |tap| {
+        let Some(t) = g.source(0, t_out, tap.a) else {
+            return;
         };
-        let plane = &mut dx[(ci * g.input[0] + t_in) * h * w..][..h * w];
-        let (w_lo, w_hi) = g.valid_outputs(2, c);
-        if w_hi <= w_lo {
-            continue;
+        if tap.reads_input() {
+            let src = &mut col[tap.k * frame..][..frame];
+            let plane = &mut dx[(tap.ci * frames_in + t) * plane_len..][..plane_len];
+            add_tap(src, plane, g, tap.bc, tap.rows, tap.cols);
         }
-        let first = w_lo * g.stride[2] + c * g.dilation[2] - g.padding[2];
-        for (oh, src) in row.chunks(w_out).enumerate() {
-            let Some(ih) = g.source(1, oh, b) else {
-                continue;
-            };
-            let dst = &mut plane[ih * w..][..w];
-            if g.stride[2] == 1 {
-                let run = &mut dst[first..first + (w_hi - w_lo)];
-                run.iter_mut()
-                    .zip(&src[w_lo..w_hi])
-                    .for_each(|(d, &v)| *d += v);
-            } else {
-                for (o, &v) in src[w_lo..w_hi].iter().enumerate() {
-                    dst[first + o * g.stride[2]] += v;
-                }
-            }
-        }
-    }
+    });
 }
 
 /// A matrix operand: a slice with its row and column strides.
@@ -353,12 +464,20 @@ fn matmul_into(
     }
 }
 
+/// Samples per parallel job: one job per thread, so that each thread allocates (and zeroes)
+/// its scratch once per call rather than once per rayon split (page faults and `memset` were
+/// 8 % of a width-8 step with larger scratch).
+fn samples_per_job(g: &ConvGeometry) -> usize {
+    g.batch.div_ceil(rayon::current_num_threads()).max(1)
+}
+
 /// Whether to parallelise over samples (each sequential inside) or inside each GEMM.
 fn over_samples(g: &ConvGeometry) -> bool {
     g.batch >= rayon::current_num_threads()
 }
 
-/// Output frame `t_out` of one sample's output `y_n` as a `c_out × frame` destination.
+/// One sample's output `y_n` from output frame `t_out` on, as a `c_out × positions`
+/// destination (the frames of a channel are consecutive).
 fn output_frame<'a>(
     y_n: &'a mut [f32],
     g: &ConvGeometry,
@@ -373,7 +492,7 @@ fn output_frame<'a>(
     }
 }
 
-/// `dY[n][:, t_out]` as a `c_out × frame` operand.
+/// `dY[n][:, t_out..]` as a `c_out × positions` operand.
 fn dy_frame<'a>(dy: &'a [f32], g: &ConvGeometry, n: usize, t_out: usize) -> Operand<'a> {
     let per_channel = g.output.iter().product::<usize>();
     let start = n * g.output_len() + t_out * g.frame();
@@ -397,16 +516,18 @@ pub fn forward(x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
     };
     let sample = |n: usize, y_n: &mut [f32], col: &mut Vec<f32>, parallel: bool| {
         let x_n = &x[n * g.input_len()..][..g.input_len()];
-        for t_out in 0..g.output[0] {
-            if g.spatially_pointwise() {
+        if g.spatially_pointwise() {
+            for t_out in 0..g.output[0] {
                 // `y_n` starts at zero: a frame without taps inside the input stays zero.
                 for (i, (a, t_in)) in g.temporal_taps(t_out).enumerate() {
                     let (lhs, rhs) = (g.weight_tap(w, a), g.input_frame(x_n, t_in));
                     let dst = output_frame(y_n, g, t_out, i > 0);
                     matmul_into(dst, lhs, rhs, (g.c_out, frame, g.c_in), parallel);
                 }
-                continue;
             }
+            return;
+        }
+        for t_out in 0..g.output[0] {
             im2col_frame(x_n, g, t_out, col);
             let col = Operand {
                 data: col,
@@ -421,13 +542,17 @@ pub fn forward(x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
     if g.output_len() == 0 {
         return y;
     }
+    let scratch = g.scratch();
     if over_samples(g) {
-        y.par_chunks_mut(g.output_len()).enumerate().for_each_init(
-            || vec![0.0f32; g.scratch()],
-            |col, (n, y_n)| sample(n, y_n, col, false),
-        );
+        y.par_chunks_mut(g.output_len())
+            .enumerate()
+            .with_min_len(samples_per_job(g))
+            .for_each_init(
+                || vec![0.0f32; scratch],
+                |col, (n, y_n)| sample(n, y_n, col, false),
+            );
     } else {
-        let mut col = vec![0.0f32; g.scratch()];
+        let mut col = vec![0.0f32; scratch];
         for (n, y_n) in y.chunks_mut(g.output_len()).enumerate() {
             sample(n, y_n, &mut col, true);
         }
@@ -447,8 +572,8 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let (taps, frame) = (g.taps(), g.frame());
     let sample = |n: usize, acc: &mut Vec<f32>, col: &mut Vec<f32>, parallel: bool| {
         let x_n = &x[n * g.input_len()..][..g.input_len()];
-        for t_out in 0..g.output[0] {
-            if g.spatially_pointwise() {
+        if g.spatially_pointwise() {
+            for t_out in 0..g.output[0] {
                 // dW[:, :, a] (c_out × c_in, columns kt apart) += dY(t_out) · X(t_in)ᵀ.
                 for (a, t_in) in g.temporal_taps(t_out) {
                     let dst = Dst {
@@ -461,28 +586,26 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
                     let shape = (g.c_out, g.c_in, frame);
                     matmul_into(dst, dy_frame(dy, g, n, t_out), x_t, shape, parallel);
                 }
-                continue;
             }
+            return;
+        }
+        for t_out in 0..g.output[0] {
             im2col_frame(x_n, g, t_out, col);
             let col_t = Operand {
                 data: col,
                 row_stride: 1,
                 col_stride: frame,
             };
-            matmul(
-                acc,
-                true,
-                dy_frame(dy, g, n, t_out),
-                col_t,
-                (g.c_out, taps, frame),
-                parallel,
-            );
+            let shape = (g.c_out, taps, frame);
+            matmul(acc, true, dy_frame(dy, g, n, t_out), col_t, shape, parallel);
         }
     };
-    let zeros = || (vec![0.0f32; g.c_out * taps], vec![0.0f32; g.scratch()]);
+    let scratch = g.scratch();
+    let zeros = || (vec![0.0f32; g.c_out * taps], vec![0.0f32; scratch]);
     if over_samples(g) {
         (0..g.batch)
             .into_par_iter()
+            .with_min_len(samples_per_job(g))
             .fold(zeros, |(mut acc, mut col), n| {
                 sample(n, &mut acc, &mut col, false);
                 (acc, col)
@@ -518,8 +641,8 @@ pub fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
         col_stride: taps,
     };
     let sample = |n: usize, dx: &mut [f32], col: &mut Vec<f32>, parallel: bool| {
-        for t_out in 0..g.output[0] {
-            if g.spatially_pointwise() {
+        if g.spatially_pointwise() {
+            for t_out in 0..g.output[0] {
                 // dX(t_in) += W[:, :, a]ᵀ · dY(t_out); `dx` starts at zero.
                 for (a, t_in) in g.temporal_taps(t_out) {
                     let dst = Dst {
@@ -532,16 +655,12 @@ pub fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
                     let shape = (g.c_in, frame, g.c_out);
                     matmul_into(dst, w_a, dy_frame(dy, g, n, t_out), shape, parallel);
                 }
-                continue;
             }
-            matmul(
-                col,
-                false,
-                w_t,
-                dy_frame(dy, g, n, t_out),
-                (taps, frame, g.c_out),
-                parallel,
-            );
+            return;
+        }
+        for t_out in 0..g.output[0] {
+            let shape = (taps, frame, g.c_out);
+            matmul(col, false, w_t, dy_frame(dy, g, n, t_out), shape, parallel);
             col2im_frame(col, g, t_out, dx);
         }
     };
@@ -549,13 +668,17 @@ pub fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
     if g.input_len() == 0 {
         return dx;
     }
+    let scratch = g.scratch();
     if over_samples(g) {
-        dx.par_chunks_mut(g.input_len()).enumerate().for_each_init(
-            || vec![0.0f32; g.scratch()],
-            |col, (n, dx_n)| sample(n, dx_n, col, false),
-        );
+        dx.par_chunks_mut(g.input_len())
+            .enumerate()
+            .with_min_len(samples_per_job(g))
+            .for_each_init(
+                || vec![0.0f32; scratch],
+                |col, (n, dx_n)| sample(n, dx_n, col, false),
+            );
     } else {
-        let mut col = vec![0.0f32; g.scratch()];
+        let mut col = vec![0.0f32; scratch];
         for (n, dx_n) in dx.chunks_mut(g.input_len()).enumerate() {
             sample(n, dx_n, &mut col, true);
         }
@@ -662,9 +785,11 @@ mod tests {
     /// block's second conv), a strided stage entry, the 1×1×1 strided downsample, the
     /// 3×7×7 stem, a (2+1)D spatial and temporal factor, a temporally dilated conv; then the
     /// pointwise paths: a 1×1×1 stride-1 conv (one GEMM per sample), a temporally strided and
-    /// dilated 3×1×1 conv, a 1×1×1 conv strided in time only.
+    /// dilated 3×1×1 conv, a 1×1×1 conv strided in time only; then "same" convolutions (one
+    /// run per tap): spatially dilated, 5×5 (two padding columns per row), a 1×2 plane whose
+    /// border taps read nothing, and one padded in width only (`H' ≠ H`).
     #[allow(clippy::type_complexity)]
-    const CASES: [([usize; 5], [usize; 5], [usize; 3], [usize; 3], [usize; 3]); 10] = [
+    const CASES: [([usize; 5], [usize; 5], [usize; 3], [usize; 3], [usize; 3]); 14] = [
         (
             [2, 3, 4, 5, 6],
             [4, 3, 3, 3, 3],
@@ -733,6 +858,34 @@ mod tests {
             [2, 3, 1, 1, 1],
             [2, 1, 1],
             [0, 0, 0],
+            [1, 1, 1],
+        ),
+        (
+            [2, 2, 5, 6, 7],
+            [3, 2, 3, 3, 3],
+            [1, 1, 1],
+            [1, 2, 2],
+            [1, 2, 2],
+        ),
+        (
+            [1, 2, 4, 5, 6],
+            [2, 2, 3, 5, 5],
+            [1, 1, 1],
+            [1, 2, 2],
+            [1, 1, 1],
+        ),
+        (
+            [2, 2, 3, 1, 2],
+            [2, 2, 3, 3, 3],
+            [1, 1, 1],
+            [1, 1, 1],
+            [1, 1, 1],
+        ),
+        (
+            [2, 2, 4, 6, 5],
+            [2, 2, 3, 3, 3],
+            [1, 1, 1],
+            [1, 0, 1],
             [1, 1, 1],
         ),
     ];
