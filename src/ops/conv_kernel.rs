@@ -149,7 +149,7 @@ impl ConvGeometry {
     }
 
     /// A "same" convolution in the plane: spatial stride 1 and `W' = W`, so the valid
-    /// outputs of a tap read one contiguous run of the input plane (see [`copy_tap`]).
+    /// outputs of a tap read one contiguous run of the input plane ([`Tap::run`]).
     fn same_in_plane(&self) -> bool {
         self.stride[1..] == [1, 1] && self.output[2] == self.input[2]
     }
@@ -186,24 +186,17 @@ struct Tap {
     cols: (usize, usize),
 }
 
-impl Tap {
-    /// Whether some output position reads the input at this tap's spatial offsets.
-    fn reads_input(&self) -> bool {
-        self.rows.1 > self.rows.0 && self.cols.1 > self.cols.0
-    }
-}
-
 /// Calls `visit` with every kernel tap in weight order (plain loops: an iterator of nested
 /// `flat_map`s cost 5 % of a width-8 training step in the profile).
 fn for_each_tap(g: &ConvGeometry, mut visit: impl FnMut(Tap)) {
     let [kt, kh, kw] = g.kernel;
-    let cols: Vec<_> = (0..kw).map(|c| g.valid_outputs(2, c)).collect();
     let mut k = 0;
     for ci in 0..g.c_in {
         for a in 0..kt {
             for b in 0..kh {
                 let rows = g.valid_outputs(1, b);
-                for (c, &cols) in cols.iter().enumerate() {
+                for c in 0..kw {
+                    let cols = g.valid_outputs(2, c);
                     visit(Tap {
                         k,
                         ci,
@@ -219,49 +212,65 @@ fn for_each_tap(g: &ConvGeometry, mut visit: impl FnMut(Tap)) {
     }
 }
 
-/// Where tap `(b, c)`'s valid outputs `rows × cols` start in an input plane: the input row
-/// and column read by output `(rows.0, cols.0)`.
-fn first_source(
-    g: &ConvGeometry,
-    b: usize,
-    c: usize,
-    rows: (usize, usize),
-    cols: (usize, usize),
-) -> (usize, usize) {
-    (
-        rows.0 * g.stride[1] + b * g.dilation[1] - g.padding[1],
-        cols.0 * g.stride[2] + c * g.dilation[2] - g.padding[2],
-    )
-}
+impl Tap {
+    /// Whether some output position reads the input at this tap's spatial offsets (the
+    /// methods below assume it does).
+    fn reads_input(&self) -> bool {
+        self.rows.1 > self.rows.0 && self.cols.1 > self.cols.0
+    }
 
-/// Copies the input values tap `(b, c)` meets into one frame's row of columns `dst`
-/// (`H'·W'`), at the valid outputs `rows × cols` only.
-fn copy_tap(
-    plane: &[f32],
-    dst: &mut [f32],
-    g: &ConvGeometry,
-    (b, c): (usize, usize),
-    rows: (usize, usize),
-    cols: (usize, usize),
-) {
-    let (w, w_out) = (g.input[2], g.output[2]);
-    let (ih0, iw0) = first_source(g, b, c, rows, cols);
-    let width = cols.1 - cols.0;
-    if g.same_in_plane() {
-        // Output (oh, ow) reads input (ih0 + oh − rows.0, iw0 + ow − cols.0), and rows of
-        // both are W apart: one run, which also crosses the padding columns between rows.
-        let len = (rows.1 - rows.0 - 1) * w + width;
-        dst[rows.0 * w + cols.0..][..len].copy_from_slice(&plane[ih0 * w + iw0..][..len]);
-        if width < w {
-            for oh in rows.0..rows.1 - 1 {
-                dst[oh * w + cols.1..(oh + 1) * w + cols.0].fill(0.0);
+    /// Where the valid outputs `rows × cols` start in an input plane: the input row and
+    /// column read by output `(rows.0, cols.0)`.
+    fn first_source(&self, g: &ConvGeometry) -> (usize, usize) {
+        let (b, c) = self.bc;
+        (
+            self.rows.0 * g.stride[1] + b * g.dilation[1] - g.padding[1],
+            self.cols.0 * g.stride[2] + c * g.dilation[2] - g.padding[2],
+        )
+    }
+
+    /// Valid outputs per row.
+    fn width(&self) -> usize {
+        self.cols.1 - self.cols.0
+    }
+
+    /// For a same convolution ([`ConvGeometry::same_in_plane`]): output (oh, ow) reads input
+    /// (ih0 + oh − rows.0, iw0 + ow − cols.0), and rows of both are `W` apart, so the valid
+    /// outputs are one run — `(output offset, input offset, length)` — which also crosses
+    /// the padding columns between rows ([`Tap::zero_crossed_padding`]).
+    fn run(&self, g: &ConvGeometry) -> (usize, usize, usize) {
+        let w = g.input[2];
+        let (ih0, iw0) = self.first_source(g);
+        let len = (self.rows.1 - self.rows.0 - 1) * w + self.width();
+        (self.rows.0 * w + self.cols.0, ih0 * w + iw0, len)
+    }
+
+    /// Zeroes, in one frame of columns `buf` of a same convolution, the padding columns
+    /// between consecutive valid rows that [`Tap::run`] crosses.
+    fn zero_crossed_padding(&self, buf: &mut [f32], g: &ConvGeometry) {
+        let w = g.input[2];
+        if self.width() < w {
+            for oh in self.rows.0..self.rows.1 - 1 {
+                buf[oh * w + self.cols.1..(oh + 1) * w + self.cols.0].fill(0.0);
             }
         }
+    }
+}
+
+/// Copies the input values `tap` meets into one frame's row of columns `dst` (`H'·W'`), at
+/// its valid outputs only.
+fn copy_tap(plane: &[f32], dst: &mut [f32], g: &ConvGeometry, tap: &Tap) {
+    if g.same_in_plane() {
+        let (out, input, len) = tap.run(g);
+        dst[out..][..len].copy_from_slice(&plane[input..][..len]);
+        tap.zero_crossed_padding(dst, g);
         return;
     }
-    for (i, oh) in (rows.0..rows.1).enumerate() {
+    let (w, w_out, width) = (g.input[2], g.output[2], tap.width());
+    let (ih0, iw0) = tap.first_source(g);
+    for (i, oh) in (tap.rows.0..tap.rows.1).enumerate() {
         let src = &plane[(ih0 + i * g.stride[1]) * w + iw0..];
-        let out = &mut dst[oh * w_out + cols.0..oh * w_out + cols.1];
+        let out = &mut dst[oh * w_out + tap.cols.0..][..width];
         if g.stride[2] == 1 {
             out.copy_from_slice(&src[..width]);
         } else {
@@ -275,35 +284,23 @@ fn copy_tap(
 }
 
 /// Adds one frame's row of the columns' gradient `src` (`H'·W'`) into the input plane's
-/// gradient, at tap `(b, c)`'s valid outputs `rows × cols` (the transpose of [`copy_tap`]).
-/// `src`'s values outside them are zeroed on the way (they are the padding's gradient).
-fn add_tap(
-    src: &mut [f32],
-    plane: &mut [f32],
-    g: &ConvGeometry,
-    (b, c): (usize, usize),
-    rows: (usize, usize),
-    cols: (usize, usize),
-) {
-    let (w, w_out) = (g.input[2], g.output[2]);
-    let (ih0, iw0) = first_source(g, b, c, rows, cols);
-    let width = cols.1 - cols.0;
+/// gradient, at `tap`'s valid outputs (the transpose of [`copy_tap`]). `src`'s values
+/// outside them may be zeroed on the way (they are the padding's gradient).
+fn add_tap(src: &mut [f32], plane: &mut [f32], g: &ConvGeometry, tap: &Tap) {
     if g.same_in_plane() {
-        if width < w {
-            for oh in rows.0..rows.1 - 1 {
-                src[oh * w + cols.1..(oh + 1) * w + cols.0].fill(0.0);
-            }
-        }
-        let len = (rows.1 - rows.0 - 1) * w + width;
-        plane[ih0 * w + iw0..][..len]
+        tap.zero_crossed_padding(src, g);
+        let (out, input, len) = tap.run(g);
+        plane[input..][..len]
             .iter_mut()
-            .zip(&src[rows.0 * w + cols.0..][..len])
+            .zip(&src[out..][..len])
             .for_each(|(d, &v)| *d += v);
         return;
     }
-    for (i, oh) in (rows.0..rows.1).enumerate() {
+    let (w, w_out, width) = (g.input[2], g.output[2], tap.width());
+    let (ih0, iw0) = tap.first_source(g);
+    for (i, oh) in (tap.rows.0..tap.rows.1).enumerate() {
         let dst = &mut plane[(ih0 + i * g.stride[1]) * w + iw0..];
-        let run = &src[oh * w_out + cols.0..oh * w_out + cols.1];
+        let run = &src[oh * w_out + tap.cols.0..][..width];
         if g.stride[2] == 1 {
             dst[..width].iter_mut().zip(run).for_each(|(d, &v)| *d += v);
         } else {
@@ -328,7 +325,7 @@ fn im2col_frame(x: &[f32], g: &ConvGeometry, t_out: usize, col: &mut [f32]) {
         };
         if tap.reads_input() {
             let plane = &x[(tap.ci * frames_in + t) * plane_len..][..plane_len];
-            copy_tap(plane, dst, g, tap.bc, tap.rows, tap.cols);
+            copy_tap(plane, dst, g, &tap);
         }
     });
 }
@@ -344,7 +341,7 @@ fn col2im_frame(col: &mut [f32], g: &ConvGeometry, t_out: usize, dx: &mut [f32])
         if tap.reads_input() {
             let src = &mut col[tap.k * frame..][..frame];
             let plane = &mut dx[(tap.ci * frames_in + t) * plane_len..][..plane_len];
-            add_tap(src, plane, g, tap.bc, tap.rows, tap.cols);
+            add_tap(src, plane, g, &tap);
         }
     });
 }
