@@ -31,8 +31,17 @@ use super::rel_l2;
 /// wrong kernel shows as a localised error of 1e-2 or more (a weight gradient scaled by 1.01
 /// is 1e-2 on that tensor).
 const GRADIENT_RTOL: f64 = 1e-3;
-/// A gradient this much smaller than the largest one is numerically zero.
-const NO_GRADIENT: f64 = 1e-4;
+/// A gradient whose norm is under this fraction of the largest one is judged against that
+/// fraction of the largest norm instead of against itself. Batch norm's backward pass makes such
+/// gradients sums that cancel almost entirely (a bias that feeds a batch norm has no true
+/// gradient at all, and the shift of a batch norm followed by another one has little), so the
+/// relative difference of two correct float32 implementations grows as one over their norm and
+/// depends on how the CPU's matrix kernels group their sums: r2plus1d18 width 4's stem
+/// batch-norm shift (2 values, 0.6 % of the largest norm) differs by 2.45e-3 relative on an
+/// AVX2-only AMD EPYC (3–4e-4 on every other parameter), under 1e-3 on the machines that set
+/// the tolerance. A wrong kernel still shows: a 1 % error on a gradient of 0.5 % of the largest
+/// norm is 1e-3 of this floor, and a wrong kernel's error reaches every parameter upstream.
+const SMALL_GRADIENT: f64 = 5e-2;
 /// Clips per batch and their shape (the trajectory fixtures' supervised shape).
 const BATCH: usize = 4;
 const CLIP: [usize; 4] = [3, 8, 32, 32];
@@ -141,10 +150,9 @@ fn assert_same_gradients(ours: &[Vec<f64>], burn: &[Vec<f64>], what: &str) {
     let mut failures = Vec::new();
     for (i, (a, b)) in ours.iter().zip(burn).enumerate() {
         assert_eq!(a.len(), b.len(), "{what}: parameter {i} size");
-        // A bias that feeds a batch norm has no true gradient: both sides are rounding noise,
-        // so it is compared against the largest gradient instead of against itself.
-        let rel = if norm(b) < NO_GRADIENT * largest {
-            rel_l2(a, b) * norm(b) / largest
+        let floor = SMALL_GRADIENT * largest;
+        let rel = if norm(b) < floor {
+            rel_l2(a, b) * norm(b) / floor
         } else {
             rel_l2(a, b)
         };
