@@ -26,14 +26,8 @@
 //! tap `(c_in, a)` reads input frame rows as they are, so each temporal tap is one GEMM on
 //! the input (and into the input gradient) in place; a `1 × 1 × 1` stride-1 kernel is one
 //! GEMM per sample over all its positions.
-//!
-//! Unit-stride kernels that are not pointwise (R3D's 3×3×3 block convolutions) skip im2col
-//! altogether: each tap is one GEMM on a shifted view of a padded copy of the sample
-//! ([`shifted`]). im2col remains for strided kernels (stems, stage entries).
 
 use rayon::prelude::*;
-
-mod shifted;
 
 /// Shapes and geometry of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -512,9 +506,6 @@ pub fn forward(x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let (taps, frame) = (g.taps(), g.frame());
     assert_eq!(x.len(), g.batch * g.input_len(), "conv input length");
     assert_eq!(w.len(), g.c_out * taps, "conv weight length");
-    if shifted::applies(g) {
-        return shifted::forward(x, w, g);
-    }
     let weight = Operand {
         data: w,
         row_stride: taps,
@@ -575,9 +566,6 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
         "conv output-gradient length"
     );
     let g = &g.folded();
-    if shifted::applies(g) {
-        return shifted::weight_grad(x, dy, g);
-    }
     let (taps, frame) = (g.taps(), g.frame());
     let sample = |n: usize, acc: &mut Vec<f32>, col: &mut Vec<f32>, parallel: bool| {
         let x_n = &x[n * g.input_len()..][..g.input_len()];
@@ -644,9 +632,6 @@ pub fn input_grad(w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
         g.batch * g.output_len(),
         "conv output-gradient length"
     );
-    if shifted::applies(g) {
-        return shifted::input_grad(w, dy, g);
-    }
     let w_t = Operand {
         data: w,
         row_stride: 1,
