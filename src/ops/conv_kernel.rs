@@ -19,7 +19,10 @@
 //! stay zero. A "same" convolution (spatial stride 1, `W' = W`: R3D's 3×3×3 with padding 1)
 //! copies each tap's frame as one contiguous run and re-zeroes the padding columns the run
 //! crosses, instead of a copy and two fills per output row (im2col was 30 % of a width-8
-//! training step, issue 13's profile).
+//! training step, issue 13's profile). Doing without im2col for unit-stride kernels — one GEMM
+//! per tap on a shifted view of a padded copy of the sample, `K = c_in` — was measured slower
+//! at width 8 and 64 (small-`K` GEMMs reload their output tile every few steps; commit
+//! 341182d, reverted, `benches/results/2026-12-01-shifted-views-rejected.txt`).
 //!
 //! Spatially pointwise kernels (`kt × 1 × 1`, spatial stride 1, no spatial padding: the
 //! temporal factor of R(2+1)D, most convolutions of a bottleneck block) need no im2col:
