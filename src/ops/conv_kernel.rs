@@ -151,6 +151,22 @@ impl ConvGeometry {
         }
     }
 
+    /// Values per input plane as im2col reads it: the plane itself, or with a column stride
+    /// its columns regrouped by phase ([`split_columns`]): `stride · H · ⌈W / stride⌉`.
+    fn source_plane(&self) -> usize {
+        let (h, w, s) = (self.input[1], self.input[2], self.stride[2]);
+        s * h * w.div_ceil(s)
+    }
+
+    /// Scratch values for one sample's phase-regrouped input (none without a column stride).
+    fn split_scratch(&self) -> usize {
+        if self.stride[2] > 1 {
+            self.c_in * self.input[0] * self.source_plane()
+        } else {
+            0
+        }
+    }
+
     /// A "same" convolution in the plane: spatial stride 1 and `W' = W`, so the valid
     /// outputs of a tap read one contiguous run of the input plane ([`Tap::run`]).
     fn same_in_plane(&self) -> bool {
@@ -269,19 +285,36 @@ fn copy_tap(plane: &[f32], dst: &mut [f32], g: &ConvGeometry, tap: &Tap) {
         tap.zero_crossed_padding(dst, g);
         return;
     }
-    let (w, w_out, width) = (g.input[2], g.output[2], tap.width());
+    let (w_out, width, s) = (g.output[2], tap.width(), g.stride[2]);
     let (ih0, iw0) = tap.first_source(g);
+    // Row `ih` of the plane as `plane` holds it, from input column `iw0` on: with a column
+    // stride, the columns the tap reads are consecutive in phase `iw0 % s`.
+    let (row_len, phase_start) = if s == 1 {
+        (g.input[2], iw0)
+    } else {
+        let ws = g.input[2].div_ceil(s);
+        (ws, (iw0 % s) * g.input[1] * ws + iw0 / s)
+    };
     for (i, oh) in (tap.rows.0..tap.rows.1).enumerate() {
-        let src = &plane[(ih0 + i * g.stride[1]) * w + iw0..];
-        let out = &mut dst[oh * w_out + tap.cols.0..][..width];
-        if g.stride[2] == 1 {
-            out.copy_from_slice(&src[..width]);
-        } else {
-            // A zipped `step_by` instead of `src[o · stride]`: no bounds check per value (the
-            // indexed loop of the strided stem was 40 % of im2col's time).
-            out.iter_mut()
-                .zip(src.iter().step_by(g.stride[2]))
-                .for_each(|(d, &v)| *d = v);
+        let src = &plane[(ih0 + i * g.stride[1]) * row_len + phase_start..][..width];
+        dst[oh * w_out + tap.cols.0..][..width].copy_from_slice(src);
+    }
+}
+
+/// One sample's input planes with their columns regrouped by phase, for a column stride `s`:
+/// phase `q` holds columns `q, q + s, q + 2s, …` of every row (`⌈W / s⌉` values per row; a
+/// shorter phase leaves its last value as it was), so that the columns a strided output row
+/// reads are one contiguous run (the stem's im2col gathered them value by value, 13 % of a
+/// width-8 training step after issue 13's first change).
+fn split_columns(x: &[f32], g: &ConvGeometry, out: &mut [f32]) {
+    let (h, w, s) = (g.input[1], g.input[2], g.stride[2]);
+    let ws = w.div_ceil(s);
+    for (plane, split) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(s * h * ws)) {
+        for (q, phase) in split.chunks_exact_mut(h * ws).enumerate() {
+            for (row, dst) in plane.chunks_exact(w).zip(phase.chunks_exact_mut(ws)) {
+                let columns = row.get(q..).unwrap_or_default().iter().step_by(s);
+                dst.iter_mut().zip(columns).for_each(|(d, &v)| *d = v);
+            }
         }
     }
 }
@@ -315,11 +348,35 @@ fn add_tap(src: &mut [f32], plane: &mut [f32], g: &ConvGeometry, tap: &Tap) {
     }
 }
 
+/// The sample as [`im2col_frame`] reads it, and the scratch for its columns: with a column
+/// stride, the sample regrouped by phase ([`split_columns`], once per sample) into the tail of
+/// `scratch` (`g.scratch() + g.split_scratch()` values).
+fn im2col_source<'a>(
+    x_n: &'a [f32],
+    g: &ConvGeometry,
+    scratch: &'a mut [f32],
+) -> (&'a [f32], &'a mut [f32]) {
+    let (col, split) = scratch.split_at_mut(g.scratch());
+    if g.stride[2] > 1 {
+        split_columns(x_n, g, split);
+        (split, col)
+    } else {
+        (x_n, col)
+    }
+}
+
 /// `col` (`taps × frame`) of one sample's output frame `t_out`. Only the positions an input
 /// value reaches are written (a tap with no input frame zeroes its row): `col` must start
 /// zeroed and be written by this function alone, for one geometry.
+///
+/// `x` is the sample as it is, or with a column stride as [`split_columns`] regrouped it.
 fn im2col_frame(x: &[f32], g: &ConvGeometry, t_out: usize, col: &mut [f32]) {
-    let (frames_in, plane_len, frame) = (g.input[0], g.input[1] * g.input[2], g.frame());
+    let (frames_in, frame) = (g.input[0], g.frame());
+    let plane_len = if g.stride[2] > 1 {
+        g.source_plane()
+    } else {
+        g.input[1] * g.input[2]
+    };
     for_each_tap(g, |tap| {
         let dst = &mut col[tap.k * frame..][..frame];
         let Some(t) = g.source(0, t_out, tap.a) else {
@@ -527,8 +584,9 @@ pub fn forward(x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
             }
             return;
         }
+        let (source, col) = im2col_source(x_n, g, col);
         for t_out in 0..g.output[0] {
-            im2col_frame(x_n, g, t_out, col);
+            im2col_frame(source, g, t_out, col);
             let col = Operand {
                 data: col,
                 row_stride: frame,
@@ -542,7 +600,7 @@ pub fn forward(x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
     if g.output_len() == 0 {
         return y;
     }
-    let scratch = g.scratch();
+    let scratch = g.scratch() + g.split_scratch();
     if over_samples(g) {
         y.par_chunks_mut(g.output_len())
             .enumerate()
@@ -589,8 +647,9 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
             }
             return;
         }
+        let (source, col) = im2col_source(x_n, g, col);
         for t_out in 0..g.output[0] {
-            im2col_frame(x_n, g, t_out, col);
+            im2col_frame(source, g, t_out, col);
             let col_t = Operand {
                 data: col,
                 row_stride: 1,
@@ -600,7 +659,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
             matmul(acc, true, dy_frame(dy, g, n, t_out), col_t, shape, parallel);
         }
     };
-    let scratch = g.scratch();
+    let scratch = g.scratch() + g.split_scratch();
     let zeros = || (vec![0.0f32; g.c_out * taps], vec![0.0f32; scratch]);
     if over_samples(g) {
         (0..g.batch)
