@@ -151,8 +151,9 @@ impl ConvGeometry {
         }
     }
 
-    /// Values per input plane as im2col reads it: the plane itself, or with a column stride
-    /// its columns regrouped by phase ([`split_columns`]): `stride · H · ⌈W / stride⌉`.
+    /// Values per input plane as im2col reads it, `stride · H · ⌈W / stride⌉`: with a column
+    /// stride its columns regrouped by phase ([`split_columns`]); with stride 1 the plane itself
+    /// (`H · W`, one phase).
     fn source_plane(&self) -> usize {
         let (h, w, s) = (self.input[1], self.input[2], self.stride[2]);
         s * h * w.div_ceil(s)
@@ -287,14 +288,10 @@ fn copy_tap(plane: &[f32], dst: &mut [f32], g: &ConvGeometry, tap: &Tap) {
     }
     let (w_out, width, s) = (g.output[2], tap.width(), g.stride[2]);
     let (ih0, iw0) = tap.first_source(g);
-    // Row `ih` of the plane as `plane` holds it, from input column `iw0` on: with a column
-    // stride, the columns the tap reads are consecutive in phase `iw0 % s`.
-    let (row_len, phase_start) = if s == 1 {
-        (g.input[2], iw0)
-    } else {
-        let ws = g.input[2].div_ceil(s);
-        (ws, (iw0 % s) * g.input[1] * ws + iw0 / s)
-    };
+    // The columns the tap reads are consecutive in phase `iw0 % s` of each row (`⌈W / s⌉`
+    // values; with stride 1 the only phase is the row itself).
+    let row_len = g.input[2].div_ceil(s);
+    let phase_start = (iw0 % s) * g.input[1] * row_len + iw0 / s;
     for (i, oh) in (tap.rows.0..tap.rows.1).enumerate() {
         let src = &plane[(ih0 + i * g.stride[1]) * row_len + phase_start..][..width];
         dst[oh * w_out + tap.cols.0..][..width].copy_from_slice(src);
@@ -371,12 +368,7 @@ fn im2col_source<'a>(
 ///
 /// `x` is the sample as it is, or with a column stride as [`split_columns`] regrouped it.
 fn im2col_frame(x: &[f32], g: &ConvGeometry, t_out: usize, col: &mut [f32]) {
-    let (frames_in, frame) = (g.input[0], g.frame());
-    let plane_len = if g.stride[2] > 1 {
-        g.source_plane()
-    } else {
-        g.input[1] * g.input[2]
-    };
+    let (frames_in, plane_len, frame) = (g.input[0], g.source_plane(), g.frame());
     for_each_tap(g, |tap| {
         let dst = &mut col[tap.k * frame..][..frame];
         let Some(t) = g.source(0, t_out, tap.a) else {
