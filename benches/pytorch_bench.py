@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch counterpart of `timebalance bench train|forward|ssl|student`: same models, shapes,
-losses and optimizer as our steps (src/bench.rs, src/pipeline/steps.rs).
+losses and optimizer as our steps (src/bench.rs, src/pipeline/train_steps.rs).
 
 The backbones are built here in plain torch so the script needs only `torch`:
   r3d18       torchvision's VideoResNet R3D-18 (3x3x3 convs)

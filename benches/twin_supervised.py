@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""PyTorch twin of our supervised stage (`baseline` / `finetune`, src/pipeline/stages.rs).
+"""PyTorch twin of our supervised stage (`baseline` / `finetune`, src/pipeline/stages/classifier.rs).
 
 Same video files (a UCF101-layout directory, e.g. the synthetic set our binary generates), the
 same clip sampling (src/data/sampling.rs: one clip of `--frames` frames at `--stride`, random
 start, mirror padding; evaluation: `--eval-clips` evenly spread clips, centre crop of
 `--crop-fraction` of the shorter side, softmax averaged per video), the same augmentation recipe
-(src/data/augment.rs `AugmentConfig::finetune` with the `[data.train_augment]` strengths: a
+(src/data/augment/mod.rs `AugmentConfig::finetune` with the `[data.train_augment]` strengths: a
 crop of f·W × f·H, f ~ U(`--crop-scale`), squashed to the square output, colour jitter with
 `--jitter-prob` per component, one erase box with `--erase-prob`; or `--augment none`: the
 whole frame, resized), the same backbone at the same width (benches/pytorch_bench.py, torchvision's layout
@@ -41,7 +41,7 @@ from clip_indices import fitting_stride, mirror  # noqa: E402
 from pytorch_bench import VideoResNet  # noqa: E402  (same backbones as `bench`)
 
 CLASSIFIER_INIT_STD = 0.01  # src/model/heads.rs
-JITTER_FACTOR = (0.9, 1.1)  # src/data/augment.rs (fine-tuning)
+JITTER_FACTOR = (0.9, 1.1)  # src/data/augment/mod.rs (fine-tuning)
 HUE_SHIFT = 0.05
 ERASE_SIDE = (1.0 / 6.0, 1.0 / 3.0)
 LUMA = torch.tensor([0.299, 0.587, 0.114])

@@ -18,7 +18,7 @@ use crate::loss::StudentWeights;
 use crate::loss::cross_entropy;
 use crate::model::SslModel;
 use crate::model::{BackboneConfig, VideoClassifier};
-use crate::pipeline::steps::{
+use crate::pipeline::train_steps::{
     PairedBatch, SslObjective, SslTrainer, StudentSettings, StudentTrainer, TeacherKind,
 };
 

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::data::clips::{ClipMaker, ClipRecipe, video_rng};
 use crate::data::datasets::{DatasetKind, load_index};
-use crate::data::loader::{BenchResult, bench_loader, probe_all};
+use crate::data::loader::{BenchResult, bench_loader, read_infos};
 use crate::data::partition::{LabeledAmount, partition};
 use crate::data::video::{FrameReader, RgbFrame, write_ppm};
 
@@ -120,7 +120,7 @@ pub fn check_dataset(
         .map(|v| v.path.clone())
         .collect();
     let terminal = std::io::stderr().is_terminal();
-    let results = probe_all(&paths, threads, |done, total| {
+    let results = read_infos(&paths, threads, |done, total| {
         report_progress(done, total, terminal)
     });
     if terminal {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use timebalance::data::synth::{ClassesFile, Family, SynthConfig, generate};
-use timebalance::data::video::{RgbFrame, decode_frames, probe};
+use timebalance::data::video::{RgbFrame, decode_frames, read_info};
 
 const TINY_CLASSES: usize = 4;
 const TINY_TRAIN: usize = 2;
@@ -173,9 +173,9 @@ fn tiny_dataset_layout_decodes_and_moves_in_the_right_direction() {
         videos.push((class.to_string(), out.join(path)));
     }
 
-    // Every video is real: it probes with the configured geometry and frame count.
+    // Every video is real: its metadata reads with the configured geometry and frame count.
     for (_, path) in &videos {
-        let info = probe(path).expect("probe");
+        let info = read_info(path).expect("read_info");
         assert_eq!(info.frame_count, TINY_FRAMES, "{path:?}");
         assert_eq!(
             (info.width, info.height),

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use crate::common::ffmpeg::*;
 use timebalance::data::video::{
-    FrameReader, RgbFrame, VideoError, decode_frames, probe, read_ppm, write_ppm,
+    FrameReader, RgbFrame, VideoError, decode_frames, read_info, read_ppm, write_ppm,
 };
 
 /// Neighbouring frames of `testsrc2` must differ by at least this mean absolute difference, so
@@ -79,7 +79,7 @@ fn decoded_frames_match_ffmpeg_for_every_format() {
 }
 
 #[test]
-fn probe_frame_count_matches_ffprobe_including_truncated_avi() {
+fn read_info_frame_count_matches_ffprobe_including_truncated_avi() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut paths: Vec<_> = ALL_FORMATS
         .iter()
@@ -89,7 +89,7 @@ fn probe_frame_count_matches_ffprobe_including_truncated_avi() {
     truncate_copy(&paths[0], &truncated, 1, 2);
     paths.push(truncated.clone());
     for path in &paths {
-        let info = probe(path).expect("probe");
+        let info = read_info(path).expect("read_info");
         assert_eq!(info.frame_count, ffprobe_frame_count(path), "{path:?}");
         assert_eq!((info.width, info.height), (WIDTH, HEIGHT), "{path:?}");
         assert!(
@@ -101,7 +101,7 @@ fn probe_frame_count_matches_ffprobe_including_truncated_avi() {
     // The truncated file really is shorter, and its frames up to the last decode exactly. The
     // last packet is cut in half, so the decoder conceals it by repeating the previous picture:
     // compare it bit-exactly but skip the neighbour check there.
-    let info = probe(&truncated).expect("probe truncated");
+    let info = read_info(&truncated).expect("read_info truncated");
     assert!(
         info.frame_count < FRAMES,
         "truncated has {}",
@@ -135,17 +135,17 @@ fn index_past_end_is_too_short() {
     ));
 }
 
-/// Asserts both `probe` and `decode_frames` fail with an error that names the file.
+/// Asserts both `read_info` and `decode_frames` fail with an error that names the file.
 fn assert_clear_error(path: &Path) {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .expect("file name");
-    let probe_error = probe(path).expect_err("probe must fail");
-    assert!(probe_error.to_string().contains(name), "{probe_error}");
+    let info_error = read_info(path).expect_err("read_info must fail");
+    assert!(info_error.to_string().contains(name), "{info_error}");
     let decode_error = decode_frames(path, &[0]).expect_err("decode must fail");
     assert!(decode_error.to_string().contains(name), "{decode_error}");
-    eprintln!("{name}: {probe_error}");
+    eprintln!("{name}: {info_error}");
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn broken_files_give_errors_that_name_the_file() {
     for path in [&empty, &text, &truncated, &missing] {
         assert_clear_error(path);
     }
-    assert!(matches!(probe(&missing), Err(VideoError::Open { .. })));
+    assert!(matches!(read_info(&missing), Err(VideoError::Open { .. })));
 }
 
 #[test]
@@ -210,7 +210,7 @@ fn garbage_in_the_middle_neither_panics_nor_hangs() {
             .path()
             .join(format!("damaged_{}.{}", format.name, format.extension));
         std::fs::write(&damaged, &bytes).expect("write");
-        let outcome = probe(&damaged).and_then(|info| {
+        let outcome = read_info(&damaged).and_then(|info| {
             let all: Vec<usize> = (0..info.frame_count).collect();
             decode_frames(&damaged, &all).map(|frames| (info.frame_count, frames.len()))
         });

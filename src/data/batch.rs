@@ -1,5 +1,5 @@
 //! A batch of videos' clips as tensors, the input of every training step
-//! ([`crate::pipeline::steps`]). Kept apart from the decoding side (`tensors`, `clips`) so
+//! ([`crate::pipeline::train_steps`]). Kept apart from the decoding side (`tensors`, `clips`) so
 //! that the steps, and the benchmarks and tests that drive them on random clips, build
 //! without the `video` feature (e.g. for a GPU machine without FFmpeg).
 

@@ -49,7 +49,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::clips::{ClipError, ClipMaker, ClipRecipe, video_rng};
-use super::video::{VideoError, VideoInfo, probe};
+use super::video::{VideoError, VideoInfo, read_info};
 
 /// Jobs a worker may run ahead of the oldest unfinished video: enough to absorb the spread in
 /// decode time between videos, small enough that buffered SSL clips (24 MB per video at 112²)
@@ -525,10 +525,10 @@ pub fn epoch_order(n: usize, shuffle: bool, seed: u64, epoch: u64) -> Vec<usize>
     order
 }
 
-/// Probes every video on `threads` threads (for a `data check` command), returning results in
+/// Reads every video's metadata on `threads` threads (for a `data check` command), returning results in
 /// input order. `progress(done, total)` is called on the calling thread after each video, so it
 /// may print or update a progress bar without synchronisation.
-pub fn probe_all(
+pub fn read_infos(
     paths: &[PathBuf],
     threads: usize,
     mut progress: impl FnMut(usize, usize),
@@ -537,14 +537,14 @@ pub fn probe_all(
     let mut results: Vec<Option<Result<VideoInfo, VideoError>>> =
         std::iter::repeat_with(|| None).take(total).collect();
     let next = AtomicUsize::new(0);
-    // Each thread claims the next unprobed index, so a slow file does not hold up the rest.
-    let claim_and_probe = |tx: &Sender<(usize, Result<VideoInfo, VideoError>)>| loop {
+    // Each thread claims the next unread index, so a slow file does not hold up the rest.
+    let claim_and_read = |tx: &Sender<(usize, Result<VideoInfo, VideoError>)>| loop {
         let index = next.fetch_add(1, Ordering::Relaxed);
         let Some(path) = paths.get(index) else { return };
-        let info = catch_unwind(|| probe(path)).unwrap_or_else(|panic| {
+        let info = catch_unwind(|| read_info(path)).unwrap_or_else(|panic| {
             Err(VideoError::Decode {
                 path: path.clone(),
-                message: format!("probe panicked: {}", panic_message(&*panic)),
+                message: format!("reading the metadata panicked: {}", panic_message(&*panic)),
             })
         });
         if tx.send((index, info)).is_err() {
@@ -556,15 +556,15 @@ pub fn probe_all(
         let mut started = 0;
         for i in 0..threads.clamp(1, total.max(1)) {
             let tx = tx.clone();
-            let work = &claim_and_probe;
+            let work = &claim_and_read;
             let spawned = thread::Builder::new()
-                .name(format!("probe-{i}"))
+                .name(format!("video-info-{i}"))
                 .spawn_scoped(scope, move || work(&tx));
             started += usize::from(spawned.is_ok());
         }
         if started == 0 {
-            // No thread could be started: probe on this thread instead.
-            claim_and_probe(&tx);
+            // No thread could be started: read on this thread instead.
+            claim_and_read(&tx);
         }
         drop(tx);
         for (done, (index, info)) in rx.iter().enumerate() {
@@ -575,14 +575,14 @@ pub fn probe_all(
     results
         .into_iter()
         .zip(paths)
-        .map(|(r, path)| r.unwrap_or_else(|| Err(not_probed(path))))
+        .map(|(r, path)| r.unwrap_or_else(|| Err(not_read(path))))
         .collect()
 }
 
-fn not_probed(path: &Path) -> VideoError {
+fn not_read(path: &Path) -> VideoError {
     VideoError::Decode {
         path: path.to_path_buf(),
-        message: "not probed: the probing thread failed".to_string(),
+        message: "not read: the metadata thread failed".to_string(),
     }
 }
 
@@ -818,12 +818,12 @@ mod tests {
     }
 
     #[test]
-    fn probe_all_keeps_order_and_reports_errors() {
+    fn read_infos_keeps_order_and_reports_errors() {
         let f = fixture();
         let mut paths: Vec<PathBuf> = f.good.iter().map(|(p, _)| p.clone()).collect();
         paths.insert(2, f.zero.clone());
         let mut calls = Vec::new();
-        let infos = probe_all(&paths, 2, |done, total| calls.push((done, total)));
+        let infos = read_infos(&paths, 2, |done, total| calls.push((done, total)));
         assert_eq!(calls.len(), paths.len());
         assert!(
             calls
@@ -833,7 +833,7 @@ mod tests {
         );
         assert!(infos[2].is_err());
         for (i, info) in infos.iter().enumerate().filter(|&(i, _)| i != 2) {
-            let info = info.as_ref().expect("good video probes");
+            let info = info.as_ref().expect("good video reads");
             assert_eq!(info.frame_count, TEST_FRAMES, "video {i}");
             assert_eq!((info.width, info.height), (TEST_SIZE, TEST_SIZE));
         }

@@ -20,6 +20,8 @@ pub mod epoch_loader;
 pub mod loader;
 #[cfg(feature = "video")]
 pub mod partition;
+#[cfg(feature = "video")]
+mod pixels;
 pub mod sampling;
 #[cfg(feature = "video")]
 pub mod synth;

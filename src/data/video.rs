@@ -49,7 +49,7 @@ const RGB_CHANNELS: usize = 3;
 /// Largest sample value written to PPM files (8 bits per channel).
 const PPM_MAX_VALUE: u32 = 255;
 
-/// Errors from probing or decoding a video. Every variant names the file.
+/// Errors from reading or decoding a video. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum VideoError {
     /// The file could not be opened or its container could not be parsed.
@@ -101,7 +101,7 @@ pub struct VideoInfo {
     pub height: u32,
     /// Frames per second (average frame rate of the stream).
     pub fps: f64,
-    /// Number of frames, counted from the packets actually present (see [`probe`]).
+    /// Number of frames, counted from the packets actually present (see [`read_info`]).
     pub frame_count: usize,
     /// `frame_count / fps`: the duration of the frames that are really there.
     pub duration_s: f64,
@@ -134,7 +134,7 @@ pub struct RgbFrame {
 /// reports a [`VideoError::Decode`] for that index instead of silently shifting indices.
 /// `fps` is the stream's average frame rate (else `r_frame_rate`, else derived from the
 /// timestamps); `duration_s` is `frame_count / fps`, not the (unreliable) container duration.
-pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
+pub fn read_info(path: &Path) -> Result<VideoInfo, VideoError> {
     let mut input = open_input(path)?;
     let index = StreamIndex::build(path, &mut input)?;
     Ok(index.info)
@@ -404,7 +404,7 @@ impl FrameReader {
         })
     }
 
-    /// Metadata of the open video (same as [`probe`]).
+    /// Metadata of the open video (same as [`read_info`]).
     pub fn info(&self) -> &VideoInfo {
         &self.index.info
     }

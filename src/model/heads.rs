@@ -1,6 +1,5 @@
 //! Projection head (self-supervised stage) and linear classifier.
 
-use crate::ops::batch_norm;
 use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
@@ -8,7 +7,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 
-use super::video_resnet::new_batch_norm;
+use super::norm::{Normalise, new_batch_norm};
 
 /// docs/method.md: the projection head's embedding width.
 pub const EMBEDDING_DIM: usize = 128;
@@ -50,8 +49,8 @@ pub struct ProjectionHead<B: Backend> {
 impl<B: Backend> ProjectionHead<B> {
     /// `[N, F]` → unit-norm embeddings `[N, D]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let x = relu(batch_norm(&self.bn1, self.fc1.forward(x)));
-        let x = batch_norm(&self.bn2, self.fc2.forward(x));
+        let x = relu(self.bn1.normalise(self.fc1.forward(x)));
+        let x = self.bn2.normalise(self.fc2.forward(x));
         l2_normalize(x)
     }
 }

@@ -5,6 +5,7 @@
 pub mod conv;
 pub mod heads;
 pub mod import;
+pub mod norm;
 pub mod slow;
 pub mod video_resnet;
 

@@ -5,7 +5,7 @@
 //! res4/res5 (on the first 1×1 conv of each bottleneck), spatial stride 2 from res3 on,
 //! no temporal stride anywhere. Field names follow PyTorchVideo (`conv_a`, `norm_a`, …).
 
-use crate::ops::{ConvAlgorithm, batch_norm};
+use crate::ops::ConvAlgorithm;
 use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
@@ -13,7 +13,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 
 use super::conv::{Conv3dSpec, Conv3dUnit};
-use super::video_resnet::new_batch_norm;
+use super::norm::{Normalise, new_batch_norm};
 use crate::ops::max_pool_spatial;
 
 const BLOCKS_PER_STAGE: [usize; 4] = [3, 4, 6, 3];
@@ -77,11 +77,11 @@ impl<B: Backend> Bottleneck<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let y = relu(batch_norm(&self.norm_a, self.conv_a.forward(x.clone())));
-        let y = relu(batch_norm(&self.norm_b, self.conv_b.forward(y)));
-        let y = batch_norm(&self.norm_c, self.conv_c.forward(y));
+        let y = relu(self.norm_a.normalise(self.conv_a.forward(x.clone())));
+        let y = relu(self.norm_b.normalise(self.conv_b.forward(y)));
+        let y = self.norm_c.normalise(self.conv_c.forward(y));
         let shortcut = match (&self.branch1_conv, &self.branch1_norm) {
-            (Some(conv), Some(norm)) => batch_norm(norm, conv.forward(x)),
+            (Some(conv), Some(norm)) => norm.normalise(conv.forward(x)),
             _ => x,
         };
         relu(y + shortcut)
@@ -148,7 +148,7 @@ impl<B: Backend> SlowResNet<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let x = relu(batch_norm(&self.stem.norm, self.stem.conv.forward(x)));
+        let x = relu(self.stem.norm.normalise(self.stem.conv.forward(x)));
         let mut x = max_pool_spatial(x, STEM_POOL_KERNEL, STEM_POOL_STRIDE, STEM_POOL_PADDING);
         for block in self
             .res2

@@ -5,15 +5,16 @@
 //! (`crate::model::import` maps the key names): a stem, four stages of two basic blocks
 //! each, channels `w, 2w, 4w, 8w` (w = 64 is the real model).
 
-use crate::ops::{ConvAlgorithm, batch_norm};
+use crate::ops::ConvAlgorithm;
 use burn::module::Module;
-use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 
+use super::Arch;
 use super::conv::{Conv3dSpec, Conv3dUnit};
-use super::{Arch, BATCH_NORM_EPS, BATCH_NORM_MOMENTUM};
+use super::norm::{Normalise, new_batch_norm};
 
 /// Number of basic blocks in each of the four stages of an "-18" network.
 const BLOCKS_PER_STAGE: [usize; 4] = [2, 2, 2, 2];
@@ -27,13 +28,6 @@ const REFERENCE_BASE_WIDTH: usize = 64;
 /// TimeBalance's R3D-18: layer4's first conv keeps the temporal resolution with a
 /// temporal dilation instead of a temporal stride.
 const DILATED_LAYER4_TEMPORAL_DILATION: usize = 2;
-
-pub(crate) fn new_batch_norm<B: Backend>(channels: usize, device: &B::Device) -> BatchNorm<B> {
-    BatchNormConfig::new(channels)
-        .with_epsilon(BATCH_NORM_EPS)
-        .with_momentum(BATCH_NORM_MOMENTUM)
-        .init(device)
-}
 
 /// The kind of convolution a block uses (torchvision's "conv makers").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +117,7 @@ impl<B: Backend> SpatioTemporalConv<B> {
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let x = self.conv.forward(x);
         match (&self.mid_bn, &self.temporal) {
-            (Some(bn), Some(temporal)) => temporal.forward(relu(batch_norm(bn, x))),
+            (Some(bn), Some(temporal)) => temporal.forward(relu(bn.normalise(x))),
             _ => x,
         }
     }
@@ -154,10 +148,10 @@ pub struct BasicBlock<B: Backend> {
 
 impl<B: Backend> BasicBlock<B> {
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let out = relu(batch_norm(&self.bn1, self.conv1.forward(x.clone())));
-        let out = batch_norm(&self.bn2, self.conv2.forward(out));
+        let out = relu(self.bn1.normalise(self.conv1.forward(x.clone())));
+        let out = self.bn2.normalise(self.conv2.forward(out));
         let shortcut = match &self.downsample {
-            Some(ds) => batch_norm(&ds.bn, ds.conv.forward(x)),
+            Some(ds) => ds.bn.normalise(ds.conv.forward(x)),
             None => x,
         };
         relu(out + shortcut)
@@ -204,9 +198,9 @@ impl<B: Backend> Stem<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let x = relu(batch_norm(&self.bn, self.conv.forward(x)));
+        let x = relu(self.bn.normalise(self.conv.forward(x)));
         match (&self.conv_t, &self.bn_t) {
-            (Some(conv), Some(bn)) => relu(batch_norm(bn, conv.forward(x))),
+            (Some(conv), Some(bn)) => relu(bn.normalise(conv.forward(x))),
             _ => x,
         }
     }

@@ -13,9 +13,8 @@
 use std::marker::PhantomData;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
@@ -26,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conv_gemm;
 use super::conv_kernel::{self as kernel, ConvGeometry};
+use super::conv_node;
 use super::dispatch::{CpuBackend, HostBackend, from_host, primitive, tensor};
 
 /// How a 3-D convolution is computed. Every algorithm gives the same values (tested against
@@ -132,31 +132,13 @@ fn train<I: HostBackend, B: Backend>(
     let x: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, 5>(x);
     let weight: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, 5>(weight);
     let y = host_forward::<I>(&x.primitive, &weight.primitive, &g);
-    tensor::<Autodiff<I>, B, 5>(record(Conv3dBackward::<I>(PhantomData), x, weight, g, y))
-}
-
-/// The autodiff output `y` of a convolution of `x` and `weight`, whose backward pass is
-/// `node` with state (input, weight, geometry): shared by the CPU kernels' node and
-/// [`conv_gemm`]'s.
-pub(super) fn record<I, N>(
-    node: N,
-    x: FloatTensor<Autodiff<I>>,
-    weight: FloatTensor<Autodiff<I>>,
-    g: ConvGeometry,
-    y: FloatTensor<I>,
-) -> FloatTensor<Autodiff<I>>
-where
-    I: Backend,
-    N: Backward<I, 2, State = (FloatTensor<I>, FloatTensor<I>, ConvGeometry)>,
-{
-    match node
-        .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish((x.primitive, weight.primitive, g), y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    }
+    tensor::<Autodiff<I>, B, 5>(conv_node::record(
+        Conv3dBackward::<I>(PhantomData),
+        x,
+        weight,
+        g,
+        y,
+    ))
 }
 
 #[cfg(test)]

@@ -360,7 +360,7 @@ fn tracked<I: Backend, B: Backend>(
     )
     .into_primitive()
     .tensor();
-    let out = super::conv::record(GemmConvBackward::<I>(PhantomData), x, weight, g, y);
+    let out = super::conv_node::record(GemmConvBackward::<I>(PhantomData), x, weight, g, y);
     tensor::<Autodiff<I>, B, 5>(out)
 }
 

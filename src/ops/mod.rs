@@ -4,6 +4,7 @@ mod batch_norm;
 mod conv;
 pub mod conv_gemm;
 pub mod conv_kernel;
+mod conv_node;
 mod dispatch;
 pub mod norm_kernel;
 

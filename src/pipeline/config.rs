@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use super::augment_settings::{SslAugment, TrainAugment};
 use super::checks::ChecksConfig;
-use super::probe::ProbeConfig;
 use crate::data::augment::EvalCrops;
 use crate::data::datasets::DatasetKind;
 use crate::data::partition::LabeledAmount;
@@ -570,6 +569,92 @@ const OPTIONAL_KEYS: [&str; 2] = ["data.labeled_fraction", "data.labeled_per_cla
 /// Pairs of keys of which at most one may be set.
 const EXCLUSIVE_KEYS: [(&str, &str); 1] = [("data.labeled_fraction", "data.labeled_per_class")];
 
+/// What the probe reads from a frozen backbone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeReadout {
+    /// The global average over time and space, `[F]`: what a fine-tuned classifier reads.
+    #[default]
+    Pooled,
+    /// The [`crate::model::TEMPORAL_SLOTS`] temporal slots concatenated in time order,
+    /// `[4·F]`: keeps the order of events, which an average over time discards.
+    Slots,
+}
+
+/// The clips the probe's features are computed from (evenly spread, centre crop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeClips {
+    /// The supervised geometry: `data.frames` at `data.stride`, `data.size` pixels.
+    #[default]
+    Finetune,
+    /// The self-supervised (sparse clip) geometry the teachers were trained on:
+    /// `data.ssl_frames` at `data.ssl_stride`, `data.ssl_size` pixels.
+    Ssl,
+}
+
+/// Linear probe settings (`[probe]`; off unless enabled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    pub enabled: bool,
+    /// Centre-crop clips per video whose features are averaged.
+    pub clips: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// What is read from each backbone.
+    #[serde(default)]
+    pub readout: ProbeReadout,
+    /// Which clips the features come from.
+    #[serde(default)]
+    pub clip: ProbeClips,
+    /// Randomly initialised backbones probed; the reference "random features" is their mean
+    /// (one draw moved by 8 points between two seeds of the same data, more than either
+    /// teacher's probe did).
+    #[serde(default = "one_draw")]
+    pub random_draws: usize,
+}
+
+fn one_draw() -> usize {
+    1
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            clips: 4,
+            epochs: 100,
+            batch_size: 64,
+            lr: 1e-2,
+            weight_decay: 1e-4,
+            readout: ProbeReadout::default(),
+            clip: ProbeClips::default(),
+            random_draws: one_draw(),
+        }
+    }
+}
+
+impl Optimisation for ProbeConfig {
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+    fn warmup_epochs(&self) -> usize {
+        0
+    }
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+    fn decay(&self) -> LrDecay {
+        LrDecay::Cosine
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -665,7 +750,6 @@ mod tests {
 
     #[test]
     fn probe_readout_clips_and_draws_are_settings() {
-        use crate::pipeline::probe::{ProbeClips, ProbeReadout};
         let c = ExperimentConfig::from_toml(&sample(), "s", &[]).unwrap();
         assert_eq!(
             (c.probe.readout, c.probe.clip),

@@ -30,8 +30,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::config::{LOSS_THRESHOLDS, LrDecay, Optimisation, PLATEAU_FACTOR, PLATEAU_PATIENCE};
-use super::metrics::{StatMetric, StepOutput, ThroughputMetric};
 use super::runlog::RunLog;
+use super::train_metrics::{StatMetric, StepOutput, ThroughputMetric};
 
 /// Checkpoints kept per stage (the newest; older ones are deleted as training goes).
 const CHECKPOINTS_KEPT: usize = 2;

@@ -1,9 +1,22 @@
-//! The TimeBalance pipeline (docs/method.md's four stages plus baseline and evaluation), driven
-//! by burn-train's `Learner`, from typed experiment configurations.
+//! The TimeBalance pipeline (docs/method.md's four stages plus references and evaluation),
+//! driven by burn-train's `Learner`, from typed experiment configurations.
+//!
+//! Layers, bottom up (a module imports only from layers below it):
+//! - settings: [`config`] (the experiment TOML), [`augment_settings`], [`checks`] (a claim
+//!   experiment's prerequisites), [`registry`] (the built-in experiments);
+//! - training machinery: [`train_steps`] (Burn `TrainStep`s of the three objectives),
+//!   [`train_metrics`] (what the Learner logs), [`learner`] (`fit`), [`accuracy`] (test-set
+//!   metrics);
+//! - [`stage`] (the stage type and its directory names), [`context`] (what a stage works with);
+//! - [`stages`], one module per stage;
+//! - [`run`] (the `experiment` command: data, stage order, resume) and [`summary`] (seeds side
+//!   by side).
 //!
 //! Without the `video` feature only the training steps and their metrics remain (what the
 //! benchmarks and the trajectory tests drive on random clips).
 
+#[cfg(feature = "video")]
+pub mod accuracy;
 #[cfg(feature = "video")]
 pub mod augment_settings;
 #[cfg(feature = "video")]
@@ -11,12 +24,9 @@ pub mod checks;
 #[cfg(feature = "video")]
 pub mod config;
 #[cfg(feature = "video")]
-pub mod evaluation;
+pub mod context;
 #[cfg(feature = "video")]
 pub mod learner;
-pub mod metrics;
-#[cfg(feature = "video")]
-pub mod probe;
 #[cfg(feature = "video")]
 pub mod registry;
 #[cfg(feature = "video")]
@@ -24,15 +34,18 @@ pub mod run;
 #[cfg(feature = "video")]
 pub mod runlog;
 #[cfg(feature = "video")]
-pub mod stages;
-pub mod steps;
+pub mod stage;
 #[cfg(feature = "video")]
-pub mod student_data;
+pub mod stages;
 #[cfg(feature = "video")]
 pub mod summary;
+pub mod train_metrics;
+pub mod train_steps;
 
 #[cfg(feature = "video")]
 pub use config::ExperimentConfig;
 #[cfg(feature = "video")]
-pub use run::{RunOptions, Stage, run_experiment};
-pub use steps::TeacherKind;
+pub use run::{RunOptions, run_experiment};
+#[cfg(feature = "video")]
+pub use stage::Stage;
+pub use train_steps::TeacherKind;

@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use super::checks::{ChecksConfig, number, prerequisites};
 use super::config::ExperimentConfig;
-use super::run::CONFIG_FILE;
-use super::stages::{EVAL_ROWS, METRICS_FILE};
+use super::context::{CONFIG_FILE, METRICS_FILE};
+use super::stages::evaluate::EVAL_ROWS;
 
 /// Fewest runs (seeds) a claim is read from.
 pub const MIN_RUNS: usize = 3;

@@ -29,8 +29,8 @@ use timebalance::loss::{DistillKind, StudentWeights};
 use timebalance::model::import::{HeadPolicy, KeyLayout, load_pytorch_weights};
 use timebalance::model::{Arch, BackboneConfig, SslModel, VideoClassifier};
 use timebalance::ops::ConvAlgorithm;
-use timebalance::pipeline::metrics::StepOutput;
-use timebalance::pipeline::steps::{
+use timebalance::pipeline::train_metrics::StepOutput;
+use timebalance::pipeline::train_steps::{
     PairedBatch, SslObjective, SslTrainer, StudentSettings, StudentTrainer, TeacherKind,
 };
 

@@ -20,11 +20,6 @@ use burn::tensor::{Int, Tensor, TensorData};
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use serde::{Deserialize, Serialize};
 
-use super::evaluation::{Accuracy, FamilyAccuracy, accuracy};
-use super::learner::{FitSpec, fit};
-use super::metrics::StepOutput;
-use super::stages::{MODEL_FILE, StageContext, host_values, pretrain_dir};
-use super::steps::TeacherKind;
 use crate::checkpoint::load_module;
 use crate::checkpoint::write_atomic;
 use crate::data::clips::ClipRecipe;
@@ -34,101 +29,18 @@ use crate::data::synth::Family;
 use crate::data::tensors::{ClipBatcher, VideoClipDataset};
 use crate::loss::cross_entropy;
 use crate::model::{Backbone, Features, SslModel};
+use crate::pipeline::accuracy::{Accuracy, FamilyAccuracy, accuracy};
+use crate::pipeline::config::{ProbeClips, ProbeReadout};
+use crate::pipeline::context::{MODEL_FILE, PROBE_FILE, StageContext, host_values, seed_offset};
+use crate::pipeline::learner::{FitSpec, fit};
+use crate::pipeline::stage::Stage;
+use crate::pipeline::train_metrics::StepOutput;
+use crate::pipeline::train_steps::TeacherKind;
 
-/// The probe's results file inside the stage directory.
-pub const PROBE_FILE: &str = "probe.json";
-/// Seed offset of the random backbone and the probe's shuffling.
-const SEED_PROBE: u64 = 6;
-/// Seed step between the random backbones of [`ProbeConfig::random_draws`].
+/// Seed step between the random backbones of [`ProbeConfig::random_draws`](crate::pipeline::config::ProbeConfig::random_draws).
 const SEED_RANDOM_DRAW: u64 = 7_919;
 /// Guards the standardisation against constant features.
 const STD_EPS: f32 = 1e-6;
-
-/// What the probe reads from a frozen backbone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProbeReadout {
-    /// The global average over time and space, `[F]`: what a fine-tuned classifier reads.
-    #[default]
-    Pooled,
-    /// The [`crate::model::TEMPORAL_SLOTS`] temporal slots concatenated in time order,
-    /// `[4·F]`: keeps the order of events, which an average over time discards.
-    Slots,
-}
-
-/// The clips the probe's features are computed from (evenly spread, centre crop).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProbeClips {
-    /// The supervised geometry: `data.frames` at `data.stride`, `data.size` pixels.
-    #[default]
-    Finetune,
-    /// The self-supervised (sparse clip) geometry the teachers were trained on:
-    /// `data.ssl_frames` at `data.ssl_stride`, `data.ssl_size` pixels.
-    Ssl,
-}
-
-/// Linear probe settings (`[probe]`; off unless enabled).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProbeConfig {
-    pub enabled: bool,
-    /// Centre-crop clips per video whose features are averaged.
-    pub clips: usize,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub weight_decay: f64,
-    /// What is read from each backbone.
-    #[serde(default)]
-    pub readout: ProbeReadout,
-    /// Which clips the features come from.
-    #[serde(default)]
-    pub clip: ProbeClips,
-    /// Randomly initialised backbones probed; the reference "random features" is their mean
-    /// (one draw moved by 8 points between two seeds of the same data, more than either
-    /// teacher's probe did).
-    #[serde(default = "one_draw")]
-    pub random_draws: usize,
-}
-
-fn one_draw() -> usize {
-    1
-}
-
-impl Default for ProbeConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            clips: 4,
-            epochs: 100,
-            batch_size: 64,
-            lr: 1e-2,
-            weight_decay: 1e-4,
-            readout: ProbeReadout::default(),
-            clip: ProbeClips::default(),
-            random_draws: one_draw(),
-        }
-    }
-}
-
-impl super::config::Optimisation for ProbeConfig {
-    fn epochs(&self) -> usize {
-        self.epochs
-    }
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-    fn warmup_epochs(&self) -> usize {
-        0
-    }
-    fn weight_decay(&self) -> f64 {
-        self.weight_decay
-    }
-    fn decay(&self) -> super::config::LrDecay {
-        super::config::LrDecay::Cosine
-    }
-}
 
 /// One video's standardised features and label.
 #[derive(Debug, Clone)]
@@ -377,7 +289,7 @@ fn probe_backbone<B: AutodiffBackend>(
         .set_device(device.clone())
         .build(InMemDataset::<FeatureItem>::new(Vec::new()));
     let stage = format!("probe_{name}");
-    let dir = ctx.stage_dir("probe").join(name);
+    let dir = ctx.stage_dir(Stage::Probe).join(name);
     let spec = FitSpec {
         stage: &stage,
         dir: &dir,
@@ -420,7 +332,7 @@ pub fn probe<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) -> 
         bail!("probe.random_draws must be at least 1");
     }
     let backbone_config = ctx.config.model.backbone();
-    let seed = ctx.config.seed.wrapping_mul(1_000).wrapping_add(SEED_PROBE);
+    let seed = ctx.seed(seed_offset::PROBE);
     let mut results = serde_json::Map::new();
     let mut draws = Vec::with_capacity(c.random_draws);
     for k in 0..c.random_draws {
@@ -454,12 +366,12 @@ pub fn probe<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) -> 
     };
     results.insert("random".into(), serde_json::to_value(&random)?);
     for t in TeacherKind::BOTH {
-        let path = ctx.stage_dir(&pretrain_dir(t)).join(MODEL_FILE);
+        let path = ctx.stage_dir(Stage::pretrain(t)).join(MODEL_FILE);
         if !path.is_file() {
             bail!(
                 "{} is missing: run the stage `{}` first",
                 path.display(),
-                pretrain_dir(t)
+                Stage::pretrain(t)
             );
         }
         let m = load_module(
@@ -470,7 +382,7 @@ pub fn probe<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) -> 
         let result = probe_backbone::<B>(ctx, t.name(), &m.backbone, seed, device)?;
         results.insert(t.name().into(), serde_json::to_value(&result)?);
     }
-    let dir = ctx.stage_dir("probe");
+    let dir = ctx.stage_dir(Stage::Probe);
     std::fs::create_dir_all(&dir)?;
     write_atomic(
         &dir.join(PROBE_FILE),

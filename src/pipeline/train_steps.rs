@@ -8,7 +8,7 @@ use burn::tensor::{Int, Tensor};
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use serde::{Deserialize, Serialize};
 
-use super::metrics::StepOutput;
+use super::train_metrics::StepOutput;
 use crate::data::batch::ClipTensors;
 use crate::data::sampling::{SSL_CLIPS, SSL_CLIPS_PER_VIEW, SSL_VIEWS};
 use crate::loss::{

@@ -15,11 +15,11 @@ use burn::data::dataset::Dataset;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
-use super::config::StudentEpoch;
-use super::steps::PairedBatch;
 use crate::data::batch::ClipTensors;
 use crate::data::clips::VideoClips;
 use crate::data::tensors::VideoClipDataset;
+use crate::pipeline::config::StudentEpoch;
+use crate::pipeline::train_steps::PairedBatch;
 
 /// One labeled and one unlabeled video's clips with their teacher weights.
 #[derive(Debug, Clone)]

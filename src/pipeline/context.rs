@@ -1,0 +1,186 @@
+//! What every stage works with: the prepared dataset, the stage context (configuration, data,
+//! run directory, log), the names of the files a run holds, and the seed offsets that keep the
+//! random streams of different stages apart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use burn::data::dataloader::DataLoader;
+use burn::data::dataset::Dataset;
+use burn::tensor::backend::Backend;
+
+use super::config::ExperimentConfig;
+use super::runlog::RunLog;
+use super::stage::Stage;
+use crate::data::batch::ClipTensors;
+use crate::data::clips::ClipRecipe;
+use crate::data::datasets::VideoEntry;
+use crate::data::epoch_loader::EpochLoader;
+use crate::data::loader::LoaderItem;
+use crate::data::partition::Partition;
+use crate::data::synth::Family;
+use crate::data::tensors::{ClipBatcher, VideoClipDataset};
+
+/// File name of a stage's trained model inside its directory.
+pub const MODEL_FILE: &str = "model.mpk";
+/// The score cache of the `score` stage.
+pub const SCORES_FILE: &str = "scores.tsv";
+/// The linear probe's results inside the `probe` stage directory.
+pub const PROBE_FILE: &str = "probe.json";
+/// The evaluation results, in the run directory.
+pub const METRICS_FILE: &str = "metrics.json";
+/// Marker written (atomically) when a stage has finished; its presence skips the stage.
+pub const DONE_FILE: &str = "done.json";
+/// The resolved configuration each run directory holds.
+pub const CONFIG_FILE: &str = "config.toml";
+/// The labeled partition of the training split, in the run directory.
+pub const LABELED_FILE: &str = "labeled.txt";
+/// The run's log, in the run directory.
+pub const LOG_FILE: &str = "log.txt";
+
+/// Seed offsets, so that the random streams of different stages never coincide (a teacher's
+/// stages add `10 ×` its [`TeacherKind`](super::train_steps::TeacherKind) index).
+pub mod seed_offset {
+    /// The score stage's clip draws.
+    pub const SCORE: u64 = 0;
+    pub const PRETRAIN: u64 = 1;
+    pub const FINETUNE: u64 = 2;
+    pub const STUDENT: u64 = 3;
+    pub const BASELINE: u64 = 4;
+    pub const EVAL: u64 = 5;
+    /// The probe's random backbone and shuffling.
+    pub const PROBE: u64 = 6;
+    pub const ALL_LABELS: u64 = 7;
+}
+
+/// The dataset as the stages see it.
+pub struct PreparedData {
+    /// Root directory of the videos (keys of the score cache are relative to it).
+    pub root: PathBuf,
+    pub classes: Vec<String>,
+    /// Class families when known (the synthetic sets' `classes.json`).
+    pub families: Option<Vec<Family>>,
+    pub train: Vec<VideoEntry>,
+    pub test: Vec<VideoEntry>,
+    pub partition: Partition,
+}
+
+impl PreparedData {
+    pub fn num_classes(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// Key of a video in the score cache: its path relative to the data root.
+    pub fn key(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Loader items of the training videos `indices`, with their labels when `labeled`.
+    pub fn items(&self, indices: &[usize], labeled: bool) -> Vec<LoaderItem> {
+        indices
+            .iter()
+            .map(|&i| {
+                let e = &self.train[i];
+                (e.path.clone(), labeled.then_some(e.label))
+            })
+            .collect()
+    }
+}
+
+/// Everything a stage needs.
+pub struct StageContext<'a> {
+    pub config: &'a ExperimentConfig,
+    pub data: &'a PreparedData,
+    /// The run directory `runs/NAME`.
+    pub dir: &'a Path,
+    pub log: &'a RunLog,
+}
+
+impl StageContext<'_> {
+    /// The directory `stage` writes in.
+    pub fn stage_dir(&self, stage: Stage) -> PathBuf {
+        self.dir.join(stage.name())
+    }
+
+    /// Where `stage` saves its trained model.
+    pub fn model_path(&self, stage: Stage) -> PathBuf {
+        self.stage_dir(stage).join(MODEL_FILE)
+    }
+
+    /// The model of an earlier stage, or an error that says which stage to run first.
+    pub fn require(&self, stage: Stage) -> Result<PathBuf> {
+        let path = self.model_path(stage);
+        if !path.is_file() {
+            bail!(
+                "{} is missing: run the stage `{stage}` first (e.g. --stages {stage})",
+                path.display()
+            );
+        }
+        Ok(path)
+    }
+
+    /// The supervised training clips (fine-tuning, baseline, student).
+    pub fn train_recipe(&self) -> ClipRecipe {
+        let d = &self.config.data;
+        ClipRecipe::Train {
+            frames: d.frames,
+            stride: d.stride,
+            out_size: d.size,
+            augment: d.train_augment.config(d.hflip),
+        }
+    }
+
+    /// A loader over `dataset` with the configured workers.
+    pub fn loader<B: Backend, I, O>(
+        &self,
+        batcher: impl burn::data::dataloader::batcher::Batcher<B, I, O> + 'static,
+        dataset: impl Dataset<I> + 'static,
+        batch_size: usize,
+        shuffle: Option<u64>,
+        device: &B::Device,
+    ) -> Arc<dyn DataLoader<B, O>>
+    where
+        I: Send + Sync + Clone + 'static,
+        O: Send + 'static,
+    {
+        Arc::new(EpochLoader::new(
+            batcher,
+            dataset,
+            batch_size,
+            self.config.data.workers,
+            shuffle,
+            device.clone(),
+        ))
+    }
+
+    /// An empty validation loader: validation is the `eval` stage's job, on the test split,
+    /// after training (no model selection on test data).
+    pub fn no_validation<B: Backend>(
+        &self,
+        recipe: ClipRecipe,
+        device: &B::Device,
+    ) -> Result<Arc<dyn DataLoader<B, ClipTensors<B>>>> {
+        let empty = VideoClipDataset::new(Vec::<LoaderItem>::new(), recipe, 0)?;
+        Ok(self.loader(ClipBatcher, empty, 2, None, device))
+    }
+
+    /// The experiment seed combined with a stage's [`seed_offset`].
+    pub fn seed(&self, offset: u64) -> u64 {
+        self.config.seed.wrapping_mul(1_000).wrapping_add(offset)
+    }
+}
+
+/// A tensor's values as `f32` on the host; `what` names them in the error.
+pub fn host_values<B: Backend, const D: usize>(
+    t: burn::tensor::Tensor<B, D>,
+    what: &str,
+) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| anyhow::anyhow!("reading {what}: {e:?}"))
+}

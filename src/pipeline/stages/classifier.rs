@@ -1,0 +1,85 @@
+//! What the supervised stages share: training a classifier on labeled training videos with
+//! burn-train's Learner, and building one from a pre-trained teacher's backbone or from
+//! scratch.
+
+use anyhow::Result;
+use burn::data::dataset::Dataset;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+
+use crate::checkpoint::{load_module, save_module};
+use crate::data::tensors::{ClipBatcher, VideoClipDataset};
+use crate::model::{SslModel, VideoClassifier};
+use crate::pipeline::config::TrainConfig;
+use crate::pipeline::context::{MODEL_FILE, StageContext};
+use crate::pipeline::learner::{FitSpec, fit};
+use crate::pipeline::stage::Stage;
+
+/// Supervised training of `model` on the training videos `videos` with their labels (the
+/// labeled subset for fine-tuning and the baseline, every video for the all-label reference).
+pub fn train_classifier<B: AutodiffBackend>(
+    ctx: &StageContext<'_>,
+    stage: Stage,
+    model: VideoClassifier<B>,
+    config: &TrainConfig,
+    videos: &[usize],
+    seed: u64,
+    device: &B::Device,
+) -> Result<()> {
+    let dir = ctx.stage_dir(stage);
+    let recipe = ctx.train_recipe();
+    let items = ctx.data.items(videos, true);
+    let dataset = VideoClipDataset::new(items, recipe, seed)?.padded_to_batches(config.batch_size);
+    let iterations = dataset.len() / config.batch_size;
+    let train = ctx.loader(ClipBatcher, dataset, config.batch_size, Some(seed), device);
+    let valid = ctx.no_validation::<B::InnerBackend>(recipe, device)?;
+    let spec = FitSpec {
+        stage: stage.name(),
+        dir: &dir,
+        optim: config,
+        iterations_per_epoch: iterations,
+        components: &[],
+        accuracy: true,
+        log: ctx.log,
+    };
+    let trained = fit(model, &spec, train, valid)?;
+    save_module(trained, &dir.join(MODEL_FILE))?;
+    Ok(())
+}
+
+/// A classifier whose backbone comes from a pre-trained self-supervised model.
+pub fn classifier_from_ssl<B: Backend>(
+    ctx: &StageContext<'_>,
+    ssl_stage: Stage,
+    device: &B::Device,
+) -> Result<VideoClassifier<B>> {
+    let path = ctx.require(ssl_stage)?;
+    let backbone = ctx.config.model.backbone();
+    let ssl = load_module(SslModel::<B>::new(backbone, device), &path, device)?;
+    let fresh = ctx
+        .config
+        .model
+        .classifier::<B>(ctx.data.num_classes(), device);
+    Ok(VideoClassifier {
+        backbone: ssl.backbone,
+        ..fresh
+    })
+}
+
+/// A freshly initialised classifier trained on `videos` (the baseline and the all-label
+/// reference differ only in which videos keep their label).
+pub fn from_scratch<B: AutodiffBackend>(
+    ctx: &StageContext<'_>,
+    stage: Stage,
+    config: &TrainConfig,
+    videos: &[usize],
+    seed_offset: u64,
+    device: &B::Device,
+) -> Result<()> {
+    let seed = ctx.seed(seed_offset);
+    B::seed(device, seed);
+    let model = ctx
+        .config
+        .model
+        .classifier::<B>(ctx.data.num_classes(), device);
+    train_classifier(ctx, stage, model, config, videos, seed, device)
+}

@@ -1,0 +1,63 @@
+//! Stage `pretrain_{invariant,distinctive}`: self-supervised pre-training of one teacher
+//! (docs/method.md, stage 1) on every training video, labels unused.
+
+use anyhow::Result;
+use burn::data::dataset::Dataset;
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::checkpoint::save_module;
+use crate::data::clips::ClipRecipe;
+use crate::data::sampling::SslGeometry;
+use crate::data::tensors::{ClipBatcher, VideoClipDataset};
+use crate::model::SslModel;
+use crate::pipeline::context::{MODEL_FILE, StageContext, seed_offset};
+use crate::pipeline::learner::{FitSpec, fit};
+use crate::pipeline::stage::Stage;
+use crate::pipeline::train_steps::{SslObjective, SslTrainer, TeacherKind};
+
+/// Self-supervised pre-training of one teacher on every training video (labels unused).
+pub fn pretrain<B: AutodiffBackend>(
+    ctx: &StageContext<'_>,
+    teacher: TeacherKind,
+    device: &B::Device,
+) -> Result<()> {
+    let c = &ctx.config.pretrain;
+    let stage = Stage::pretrain(teacher);
+    let dir = ctx.stage_dir(stage);
+    let all: Vec<usize> = (0..ctx.data.train.len()).collect();
+    let d = &ctx.config.data;
+    let recipe = ClipRecipe::Ssl {
+        out_size: d.ssl_size,
+        geometry: SslGeometry {
+            frames: d.ssl_frames,
+            stride: d.ssl_stride,
+        },
+        augment: d.ssl_augment.config(d.hflip),
+    };
+    let seed = ctx.seed(seed_offset::PRETRAIN + teacher as u64 * 10);
+    let dataset = VideoClipDataset::new(ctx.data.items(&all, false), recipe, seed)?
+        .padded_to_batches(c.batch_size);
+    let iterations = dataset.len() / c.batch_size;
+    B::seed(device, seed);
+    let model = SslTrainer {
+        model: SslModel::<B>::new(ctx.config.model.backbone(), device),
+        objective: SslObjective {
+            teacher,
+            tau: c.tau,
+        },
+    };
+    let train = ctx.loader(ClipBatcher, dataset, c.batch_size, Some(seed), device);
+    let valid = ctx.no_validation::<B::InnerBackend>(recipe, device)?;
+    let spec = FitSpec {
+        stage: stage.name(),
+        dir: &dir,
+        optim: c,
+        iterations_per_epoch: iterations,
+        components: teacher.components(),
+        accuracy: false,
+        log: ctx.log,
+    };
+    let trained = fit(model, &spec, train, valid)?;
+    save_module(trained.model, &dir.join(MODEL_FILE))?;
+    Ok(())
+}
