@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::augment_settings::{SslAugment, TrainAugment};
 use super::checks::ChecksConfig;
+use super::extends::{self, BaseText};
+use super::registry;
 use crate::data::augment::EvalCrops;
 use crate::data::datasets::DatasetKind;
 use crate::data::partition::LabeledAmount;
@@ -378,8 +380,40 @@ impl ExperimentConfig {
     /// Parse TOML text (`origin` names the file in errors), apply `key=value` overrides,
     /// and validate.
     pub fn from_toml(text: &str, origin: &str, overrides: &[String]) -> Result<Self> {
-        let mut table: toml::Table =
-            toml::from_str(text).with_context(|| format!("parsing {origin}"))?;
+        Self::resolve(text, origin, overrides, None)
+    }
+
+    /// Read a TOML file; the bases it extends are looked up beside it first, then among the
+    /// built-in ones (`experiments/base/`).
+    pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::resolve(&text, &path.display().to_string(), overrides, path.parent())
+    }
+
+    /// Parse `text`, merge it over the bases it extends (looked up in `dir`, then built in),
+    /// apply `overrides` and check the result.
+    fn resolve(text: &str, origin: &str, overrides: &[String], dir: Option<&Path>) -> Result<Self> {
+        let find = |name: &str| -> Result<BaseText> {
+            if let Some(path) = dir.map(|d| d.join(format!("{name}.toml")))
+                && path.is_file()
+            {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                return Ok(BaseText {
+                    text,
+                    origin: path.display().to_string(),
+                });
+            }
+            let named = registry::find_base(name).with_context(|| {
+                format!("no base {name:?} (neither a file beside the experiment nor built in)")
+            })?;
+            Ok(BaseText {
+                text: named.text.to_string(),
+                origin: format!("experiments/{}.toml", named.name),
+            })
+        };
+        let mut table = extends::resolve(text, origin, &EXCLUSIVE_KEYS, &find)?;
         if !overrides.is_empty() {
             // Resolve the file first, so that every key a section leaves at its default (the
             // augmentation strengths, the SSL geometry) can be set from the command line too.
@@ -399,13 +433,6 @@ impl ExperimentConfig {
             .validate()
             .with_context(|| format!("checking {origin}"))?;
         Ok(config)
-    }
-
-    /// Read a TOML file.
-    pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Self::from_toml(&text, &path.display().to_string(), overrides)
     }
 
     /// The resolved configuration as TOML (written into each run directory).
@@ -672,6 +699,60 @@ mod tests {
             ExperimentConfig::from_toml(e.text, e.name, &[])
                 .unwrap_or_else(|err| panic!("{}: {err:#}", e.name));
         }
+    }
+
+    #[test]
+    fn paper_experiments_resolve_through_their_bases() {
+        let named = |n: &str| {
+            let e = registry::find(n).unwrap();
+            ExperimentConfig::from_toml(e.text, e.name, &[]).unwrap()
+        };
+        let slow = named("ucf101_1pct");
+        assert_eq!(slow.data.source, DataSource::Ucf101);
+        assert_eq!(slow.data.labeled_fraction, Some(0.01));
+        assert_eq!((slow.model.arch, slow.data.size), (Arch::SlowR50, 224));
+        assert_eq!(slow.pretrain.epochs, 250, "a key only the base sets");
+        let mut r18 = named("ucf101_1pct_r18");
+        assert_eq!((r18.model.arch, r18.data.size), (Arch::R3d18Dilated, 112));
+        // Apart from the two keys of base/paper_r18 and the description, the same settings.
+        r18.model.arch = slow.model.arch;
+        r18.data.size = slow.data.size;
+        r18.description = slow.description.clone();
+        assert_eq!(r18.to_toml().unwrap(), slow.to_toml().unwrap());
+        let hmdb = named("hmdb51_40pct");
+        assert_eq!(hmdb.data.source, DataSource::Hmdb51);
+        assert_eq!(hmdb.data.labeled_fraction, Some(0.4));
+    }
+
+    #[test]
+    fn a_file_extends_a_base_beside_it_and_may_switch_the_labeled_amount() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mine.toml"), sample()).unwrap();
+        let child = dir.path().join("child.toml");
+        std::fs::write(
+            &child,
+            "extends = \"mine\"\n[data]\nlabeled_fraction = 0.5\n[pretrain]\nepochs = 3\n",
+        )
+        .unwrap();
+        let c = ExperimentConfig::from_file(&child, &[]).unwrap();
+        assert_eq!(c.pretrain.epochs, 3);
+        assert_eq!(c.data.labeled_fraction, Some(0.5));
+        assert_eq!(
+            c.data.labeled_per_class, None,
+            "the base's labeled_per_class is dropped"
+        );
+        let base = ExperimentConfig::from_toml(&sample(), "s", &[]).unwrap();
+        assert_eq!(c.finetune, base.finetune, "the base's other sections stay");
+        // A base that is neither beside the file nor built in is named in the error.
+        std::fs::write(&child, "extends = \"absent\"\n").unwrap();
+        let err = format!(
+            "{:#}",
+            ExperimentConfig::from_file(&child, &[]).unwrap_err()
+        );
+        assert!(
+            err.contains("absent") && err.contains("child.toml"),
+            "{err}"
+        );
     }
 
     #[test]

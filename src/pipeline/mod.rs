@@ -2,7 +2,7 @@
 //! driven by burn-train's `Learner`, from typed experiment configurations.
 //!
 //! Layers, bottom up (a module imports only from layers below it):
-//! - settings: [`config`] (the experiment TOML), [`augment_settings`], [`checks`] (a claim
+//! - settings: [`config`] (the experiment TOML; [`extends`]: files built on a base), [`augment_settings`], [`checks`] (a claim
 //!   experiment's prerequisites), [`registry`] (the built-in experiments);
 //! - training machinery: [`train_steps`] (Burn `TrainStep`s of the three objectives),
 //!   [`train_metrics`] (what the Learner logs), [`learner`] (`fit`), [`accuracy`] (test-set
@@ -25,6 +25,8 @@ pub mod checks;
 pub mod config;
 #[cfg(feature = "video")]
 pub mod context;
+#[cfg(feature = "video")]
+pub mod extends;
 #[cfg(feature = "video")]
 pub mod learner;
 #[cfg(feature = "video")]

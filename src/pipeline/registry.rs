@@ -1,5 +1,6 @@
 //! The named experiments, embedded from `experiments/*.toml` at build time so that the
-//! binary lists and runs them from any directory.
+//! binary lists and runs them from any directory, and the bases they extend
+//! (`experiments/base/`).
 
 /// One named experiment: its name and its TOML text.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +57,20 @@ pub const EXPERIMENTS: &[NamedExperiment] = &[
     entry!("ucf101_5pct_r18"),
 ];
 
+/// The shared settings the experiment files extend (`extends = "base/paper"`): not
+/// experiments by themselves (they name no dataset), so not listed or runnable.
+pub const BASES: &[NamedExperiment] = &[entry!("base/paper"), entry!("base/paper_r18")];
+
 /// The experiment called `name`.
 pub fn find(name: &str) -> Option<NamedExperiment> {
     EXPERIMENTS.iter().copied().find(|e| e.name == name)
+}
+
+/// What `extends = "name"` names: a base, or a named experiment.
+pub fn find_base(name: &str) -> Option<NamedExperiment> {
+    BASES
+        .iter()
+        .copied()
+        .find(|e| e.name == name)
+        .or_else(|| find(name))
 }
