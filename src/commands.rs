@@ -189,17 +189,6 @@ pub fn bench_data(
     Ok(bench_loader(&paths, recipe, workers, batches)?)
 }
 
-/// Which clip recipe `data clips` renders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RecipeKind {
-    /// Self-supervised: 2 views × (sparse + 4 dense) clips of 16 frames.
-    Ssl,
-    /// Fine-tuning / student: one augmented clip.
-    Train,
-    /// Evaluation: evenly spread centre-crop clips.
-    Eval,
-}
-
 /// `data clips`: render one video's clips as a recipe makes them (augmentation included)
 /// and write `DIR/clip<k>_frame<t>.ppm`, so that what a model is fed can be looked at.
 pub fn write_clips(

@@ -77,9 +77,7 @@ const PYTORCHVIDEO_SLOW_RULES: &[(&str, &str)] = &[
 ];
 
 /// Which naming scheme the file uses.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyLayout {
     /// torchvision `VideoResNet` (`stem.0.weight`, `layer1.0.conv1.0.weight`, `fc.weight`).

@@ -37,28 +37,23 @@ const SLOW_HEAD_DROPOUT: f64 = 0.5;
 const SLOW_RES5_INNER_MULTIPLIER: usize = 8;
 
 /// The backbone architectures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Arch {
     /// torchvision `r3d_18`.
     #[serde(rename = "r3d18")]
-    #[value(name = "r3d18")]
     R3d18,
     /// TimeBalance's R3D-18: layer4 keeps the temporal length (dilated first conv).
     #[serde(rename = "r3d18_dilated")]
-    #[value(name = "r3d18_dilated")]
     R3d18Dilated,
     /// torchvision `r2plus1d_18`.
     #[serde(rename = "r2plus1d18")]
-    #[value(name = "r2plus1d18")]
     R2plus1d18,
     /// torchvision `mc3_18`.
     #[serde(rename = "mc3_18")]
-    #[value(name = "mc3_18")]
     Mc3_18,
     /// PyTorchVideo `slow_r50` (3D-ResNet-50, the paper's headline backbone).
     #[serde(rename = "slow_r50")]
-    #[value(name = "slow_r50")]
     SlowR50,
 }
 

@@ -30,7 +30,7 @@ use super::dispatch::{CpuBackend, HostBackend, from_host, primitive, tensor};
 
 /// How a 3-D convolution is computed. Every algorithm gives the same values (tested against
 /// each other and against PyTorch); they differ in speed and, on GPUs, in compile time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConvAlgorithm {
     /// The fastest measured per backend: our host kernels on the CPU backends

@@ -19,7 +19,7 @@ use crate::model::{SslModel, VideoClassifier};
 use crate::tstr::teacher_target;
 
 /// Which self-supervised objective a teacher learns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TeacherKind {
     /// Same video at different times → same embedding.

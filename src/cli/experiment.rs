@@ -1,0 +1,47 @@
+//! `experiment` and the per-stage commands: which experiment, where, on which device.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use timebalance::device::DeviceSpec;
+use timebalance::pipeline::{RunOptions, Stage, run_experiment};
+
+/// Which experiment, where, on which device.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// A named experiment (`timebalance experiments`) or a path to a .toml file.
+    experiment: String,
+    /// Dataset directory (required except for the synthetic experiments).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// cpu (flex, default), ndarray, cuda[:N], wgpu, metal, vulkan.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+    /// Parent of the run directory.
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+    /// Override a configuration value: --set pretrain.epochs=10 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Rerun the selected stages even if they are complete.
+    #[arg(long)]
+    force: bool,
+}
+
+impl RunArgs {
+    pub fn run(self, stages: Option<Vec<Stage>>) -> Result<()> {
+        let opts = RunOptions {
+            experiment: self.experiment,
+            data_root: self.data_root,
+            device: self.device,
+            out: self.out,
+            overrides: self.overrides,
+            stages,
+            force: self.force,
+        };
+        let dir = run_experiment(&opts)?;
+        println!("run directory: {}", dir.display());
+        Ok(())
+    }
+}
