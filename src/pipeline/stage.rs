@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
 
+use super::checks::ALL_LABELS_ROW;
 use super::train_steps::TeacherKind;
 
 /// A step of the pipeline, in execution order.
@@ -53,7 +54,8 @@ impl Stage {
             Stage::Student => "student",
             Stage::StudentAverage => "student_average",
             Stage::Baseline => "baseline",
-            Stage::SupervisedAllLabels => "supervised_all_labels",
+            // The all-label reference's directory is also its `metrics.json` row.
+            Stage::SupervisedAllLabels => ALL_LABELS_ROW,
             Stage::Eval => "eval",
         }
     }
