@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::data::clips::{ClipMaker, ClipRecipe, video_rng};
 use crate::data::datasets::{DatasetKind, load_index};
-use crate::data::loader::{BenchResult, bench_loader, read_infos};
+use crate::data::loader::{BenchResult, LoaderPath, bench_loader, read_infos};
 use crate::data::partition::{LabeledAmount, partition};
 use crate::data::video::{FrameReader, RgbFrame, write_ppm};
 
@@ -184,9 +184,10 @@ pub fn bench_data(
     recipe: &ClipRecipe,
     workers: usize,
     batches: usize,
+    path: LoaderPath,
 ) -> Result<BenchResult> {
     let paths = videos_in(dir)?;
-    Ok(bench_loader(&paths, recipe, workers, batches)?)
+    Ok(bench_loader(&paths, recipe, workers, batches, path)?)
 }
 
 /// `data clips`: render one video's clips as a recipe makes them (augmentation included)

@@ -13,6 +13,8 @@ use timebalance::bench::{BenchMode, ModelBench};
 use timebalance::commands;
 #[cfg(feature = "video")]
 use timebalance::data::clips::ClipRecipe;
+#[cfg(feature = "video")]
+use timebalance::data::loader::LoaderPath;
 use timebalance::device::{DeviceSpec, dispatch};
 use timebalance::model::{Arch, BackboneConfig, FULL_WIDTH};
 use timebalance::ops::ConvAlgorithm;
@@ -32,6 +34,9 @@ pub enum BenchCommand {
         batches: usize,
         #[arg(long, default_value_t = timebalance::data::clips::DEFAULT_OUT_SIZE)]
         size: u32,
+        /// epoch (the training path) or clip (the standalone loader).
+        #[arg(long, value_enum, default_value = "epoch")]
+        loader: Loader,
     },
     /// Forward + backward + Adam step on random clips; the first step's time on the line
     /// `first_s <seconds>` (compilation included), last line `median_s <seconds>` of the
@@ -62,6 +67,14 @@ pub enum Sampler {
     Ssl,
     /// Fine-tuning: one 8-frame clip at stride 2.
     Train,
+}
+
+/// Which loader `bench data` times.
+#[cfg(feature = "video")]
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Loader {
+    Epoch,
+    Clip,
 }
 
 #[derive(clap::Args)]
@@ -107,12 +120,17 @@ pub fn run(what: BenchCommand) -> Result<()> {
             workers,
             batches,
             size,
+            loader,
         } => {
             let recipe = match sampler {
                 Sampler::Ssl => ClipRecipe::ssl(size, true),
                 Sampler::Train => ClipRecipe::train(size, true),
             };
-            let r = commands::bench_data(&dir, &recipe, workers, batches)?;
+            let path = match loader {
+                Loader::Epoch => LoaderPath::Epoch,
+                Loader::Clip => LoaderPath::Clip,
+            };
+            let r = commands::bench_data(&dir, &recipe, workers, batches, path)?;
             println!(
                 "videos {} skipped {} seconds {:.3} videos_per_s {:.2}",
                 r.videos, r.skipped, r.seconds, r.videos_per_s

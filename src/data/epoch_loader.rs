@@ -116,7 +116,8 @@ where
             .map(<[usize]>::to_vec)
             .collect();
         let workers = self.workers.min(batches.len()).max(1);
-        let (senders, receivers): (Vec<SyncSender<O>>, Vec<Receiver<O>>) = (0..workers)
+        let (senders, receivers): (Vec<SyncSender<Option<O>>>, Vec<Receiver<Option<O>>>) = (0
+            ..workers)
             .map(|_| sync_channel(PREFETCH_PER_WORKER))
             .unzip();
         let handles = senders
@@ -131,8 +132,12 @@ where
                     .name(format!("epoch-loader-{worker}"))
                     .spawn(move || {
                         for batch in batches.iter().skip(worker).step_by(workers) {
-                            let items = batch.iter().filter_map(|&i| dataset.get(i)).collect();
-                            if sender.send(batcher.batch(items, &device)).is_err() {
+                            let items: Vec<I> =
+                                batch.iter().filter_map(|&i| dataset.get(i)).collect();
+                            // Every item of the batch failed: nothing to stack (the
+                            // iterator moves on to the next batch).
+                            let made = (!items.is_empty()).then(|| batcher.batch(items, &device));
+                            if sender.send(made).is_err() {
                                 return; // the consumer went away
                             }
                         }
@@ -166,7 +171,8 @@ where
 
 /// One epoch's batches, in order.
 struct EpochIterator<O> {
-    receivers: Vec<Receiver<O>>,
+    /// `None` from a worker: a batch none of whose items could be loaded.
+    receivers: Vec<Receiver<Option<O>>>,
     handles: Vec<JoinHandle<()>>,
     batches: Arc<[Vec<usize>]>,
     next: usize,
@@ -178,16 +184,18 @@ impl<O> Iterator for EpochIterator<O> {
     type Item = O;
 
     fn next(&mut self) -> Option<O> {
-        if self.next >= self.batches.len() {
-            return None;
+        while self.next < self.batches.len() {
+            let worker = self.next % self.receivers.len();
+            // A worker that panicked closed its channel: end the epoch (its thread's panic
+            // message is already on stderr) rather than hang.
+            let batch = self.receivers[worker].recv().ok()?;
+            self.items_done += self.batches[self.next].len();
+            self.next += 1;
+            if batch.is_some() {
+                return batch;
+            }
         }
-        let worker = self.next % self.receivers.len();
-        // A worker that panicked closed its channel: end the epoch (its thread's panic
-        // message is already on stderr) rather than hang.
-        let batch = self.receivers[worker].recv().ok()?;
-        self.items_done += self.batches[self.next].len();
-        self.next += 1;
-        Some(batch)
+        None
     }
 }
 
@@ -330,6 +338,25 @@ mod tests {
         assert_eq!(first.map(|b| b.len()), Some(2));
         // A fresh epoch after the abandoned one still delivers everything.
         assert_eq!(epoch(&l).concat().len(), 1000);
+    }
+
+    /// Items 4..8 cannot be loaded (`get` is `None`), as when every video of a batch is corrupt.
+    struct Holes;
+
+    impl Dataset<usize> for Holes {
+        fn get(&self, index: usize) -> Option<usize> {
+            (index < 10 && !(4..8).contains(&index)).then_some(index)
+        }
+
+        fn len(&self) -> usize {
+            10
+        }
+    }
+
+    #[test]
+    fn a_batch_with_no_loadable_item_is_left_out() {
+        let l = EpochLoader::<TestBackend, _, _>::new(Ids, Holes, 4, 2, None, Default::default());
+        assert_eq!(epoch(&l), vec![vec![0, 1, 2, 3], vec![8, 9]]);
     }
 
     #[test]

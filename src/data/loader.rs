@@ -601,6 +601,16 @@ pub struct BenchResult {
     pub seconds: f64,
 }
 
+/// Which loader [`bench_loader`] times (the A/B of issue 14: one of them goes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoaderPath {
+    /// [`ClipLoader`]: per-video jobs, an assembler thread, one reused `ClipMaker` per worker.
+    Clip,
+    /// The stages' path: [`super::epoch_loader::EpochLoader`] over
+    /// [`super::tensors::VideoClipDataset`], batches stacked into Flex tensors.
+    Epoch,
+}
+
 /// Measures how fast `workers` threads turn `paths` into batches of `recipe` clips (batch size
 /// [`BENCH_BATCH_SIZE`], or fewer if there are fewer paths), for `batches` batches. The paths
 /// are cycled to fill the batches in one epoch (each repeat is a different video index, so it
@@ -611,6 +621,7 @@ pub fn bench_loader(
     recipe: &ClipRecipe,
     workers: usize,
     batches: usize,
+    path: LoaderPath,
 ) -> Result<BenchResult, LoaderError> {
     let batch_size = BENCH_BATCH_SIZE.min(paths.len()).max(1);
     let items: Vec<LoaderItem> = paths
@@ -625,10 +636,31 @@ pub fn bench_loader(
         ..LoaderConfig::new(*recipe, batch_size)
     };
     let start = Instant::now();
-    let mut loader = ClipLoader::new(items, config)?;
-    let videos: usize = loader.by_ref().map(|batch| batch.len()).sum();
+    let (videos, skipped) = match path {
+        LoaderPath::Clip => {
+            let mut loader = ClipLoader::new(items, config)?;
+            let videos: usize = loader.by_ref().map(|batch| batch.len()).sum();
+            (videos, loader.skipped().len())
+        }
+        LoaderPath::Epoch => {
+            use burn::data::dataloader::DataLoader;
+            let dataset = Arc::new(
+                super::tensors::VideoClipDataset::new(items, *recipe, BENCH_SEED)
+                    .map_err(LoaderError::Recipe)?,
+            );
+            let loader = super::epoch_loader::EpochLoader::<burn::backend::Flex, _, _>::new(
+                super::tensors::ClipBatcher,
+                Arc::clone(&dataset),
+                batch_size,
+                workers,
+                Some(BENCH_SEED),
+                Default::default(),
+            );
+            let videos: usize = loader.iter().map(|b| b.videos.len()).sum();
+            (videos, dataset.skipped().len())
+        }
+    };
     let seconds = start.elapsed().as_secs_f64();
-    let skipped = loader.skipped().len();
     if videos == 0 {
         return Err(LoaderError::NothingLoaded { skipped });
     }
@@ -843,18 +875,16 @@ mod tests {
     fn bench_loader_counts_what_it_loaded() {
         let f = fixture();
         let paths: Vec<PathBuf> = f.good.iter().map(|(p, _)| p.clone()).collect();
-        let result = bench_loader(&paths, &ClipRecipe::train(OUT, true), 2, 2).expect("bench");
-        assert_eq!((result.videos, result.skipped), (12, 0));
-        assert!(result.clips_per_s > 0.0 && result.videos_per_s > 0.0);
-        let bad = bench_loader(
-            std::slice::from_ref(&f.zero),
-            &ClipRecipe::train(OUT, true),
-            1,
-            1,
-        );
-        assert!(matches!(
-            bad,
-            Err(LoaderError::NothingLoaded { skipped: 1 })
-        ));
+        for path in [LoaderPath::Clip, LoaderPath::Epoch] {
+            let recipe = ClipRecipe::train(OUT, true);
+            let result = bench_loader(&paths, &recipe, 2, 2, path).expect("bench");
+            assert_eq!((result.videos, result.skipped), (12, 0), "{path:?}");
+            assert!(result.clips_per_s > 0.0 && result.videos_per_s > 0.0);
+            let bad = bench_loader(std::slice::from_ref(&f.zero), &recipe, 1, 1, path);
+            assert!(
+                matches!(bad, Err(LoaderError::NothingLoaded { skipped: 1 })),
+                "{path:?}"
+            );
+        }
     }
 }
