@@ -29,7 +29,7 @@ from PIL import Image
 from clip_indices import fitting_stride, mirror
 
 OUT = 112
-BATCH = 16  # same as BENCH_BATCH_SIZE in src/data/loader.rs
+BATCH = 16  # same as BENCH_BATCH_SIZE in src/data/throughput.rs
 SSL_FRAMES, SSL_STRIDE, SSL_DENSE = 16, 4, 4
 TRAIN_FRAMES, TRAIN_STRIDE = 8, 2
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)

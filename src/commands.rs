@@ -8,8 +8,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::data::clips::{ClipMaker, ClipRecipe, video_rng};
 use crate::data::datasets::{DatasetKind, load_index};
-use crate::data::loader::{BenchResult, LoaderPath, bench_loader, read_infos};
+use crate::data::metadata::read_infos;
 use crate::data::partition::{LabeledAmount, partition};
+use crate::data::throughput::{BenchResult, bench_loader};
 use crate::data::video::{FrameReader, RgbFrame, write_ppm};
 
 /// File extensions `bench data` picks up from a directory.
@@ -184,10 +185,9 @@ pub fn bench_data(
     recipe: &ClipRecipe,
     workers: usize,
     batches: usize,
-    path: LoaderPath,
 ) -> Result<BenchResult> {
     let paths = videos_in(dir)?;
-    Ok(bench_loader(&paths, recipe, workers, batches, path)?)
+    Ok(bench_loader(&paths, recipe, workers, batches)?)
 }
 
 /// `data clips`: render one video's clips as a recipe makes them (augmentation included)

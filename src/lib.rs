@@ -9,6 +9,7 @@ pub mod data;
 pub mod device;
 pub mod loss;
 pub mod model;
+pub mod names;
 pub mod ops;
 pub mod optim;
 pub mod pipeline;

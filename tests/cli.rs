@@ -272,3 +272,37 @@ fn data_clips_writes_what_each_recipe_feeds_the_model() {
         assert!(frame.data.iter().any(|&v| v > 0), "{recipe}: a blank frame");
     }
 }
+
+/// Every command and subcommand answers `--help`: the binary is built with debug assertions,
+/// under which clap checks each command it builds (conflicting flags, duplicate names, bad
+/// defaults) — the check `Command::debug_assert` makes, reached through the real binary.
+#[test]
+fn every_command_has_consistent_help() {
+    let mut pending: Vec<Vec<String>> = vec![Vec::new()];
+    let mut checked = 0;
+    while let Some(path) = pending.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = timebalance(&args);
+        let help = text(&out);
+        assert!(out.status.success(), "{args:?}: {help}");
+        checked += 1;
+        for name in subcommands(&help).into_iter().filter(|n| n != "help") {
+            let mut sub = path.clone();
+            sub.push(name);
+            pending.push(sub);
+        }
+    }
+    // info, smoke, experiment, the stage commands, summarize, data (+5), bench (+5), weights (+1)…
+    assert!(checked >= 20, "only {checked} commands answered --help");
+}
+
+/// The names listed under `Commands:` of a clap help text.
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}

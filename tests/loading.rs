@@ -9,8 +9,7 @@ use burn::backend::flex::FlexDevice;
 use burn::data::dataloader::DataLoader;
 use timebalance::data::batch::ClipTensors;
 use timebalance::data::clips::ClipRecipe;
-use timebalance::data::epoch_loader::EpochLoader;
-use timebalance::data::loader::LoaderItem;
+use timebalance::data::loader::{EpochLoader, LoaderItem};
 use timebalance::data::synth::{SynthConfig, generate};
 use timebalance::data::tensors::{ClipBatcher, VideoClipDataset};
 
@@ -49,7 +48,7 @@ fn burn_dataloader_yields_full_batches_and_skips_a_corrupt_video() {
     let dataset = std::sync::Arc::new(VideoClipDataset::new(items.clone(), recipe, 7).unwrap());
     let loader = EpochLoader::<Flex, _, ClipTensors<Flex>>::new(
         ClipBatcher,
-        DatasetRef(dataset.clone()),
+        dataset.clone(),
         BATCH,
         2,
         Some(3),
@@ -84,16 +83,4 @@ fn burn_dataloader_yields_full_batches_and_skips_a_corrupt_video() {
     let skipped = dataset.skipped();
     assert_eq!(skipped.len(), 1);
     assert_eq!(skipped[0].path, corrupt);
-}
-
-/// Share one dataset between the loader and the test (to read its skip record).
-struct DatasetRef(std::sync::Arc<VideoClipDataset>);
-
-impl burn::data::dataset::Dataset<timebalance::data::clips::VideoClips> for DatasetRef {
-    fn get(&self, index: usize) -> Option<timebalance::data::clips::VideoClips> {
-        self.0.get(index)
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
 }

@@ -5,16 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::by_name;
 use clap::Subcommand;
+use timebalance::names::by_name;
 
 use timebalance::bench::{BenchMode, ModelBench};
 #[cfg(feature = "video")]
 use timebalance::commands;
 #[cfg(feature = "video")]
 use timebalance::data::clips::ClipRecipe;
-#[cfg(feature = "video")]
-use timebalance::data::loader::LoaderPath;
 use timebalance::device::{DeviceSpec, dispatch};
 use timebalance::model::{Arch, BackboneConfig, FULL_WIDTH};
 use timebalance::ops::ConvAlgorithm;
@@ -34,9 +32,6 @@ pub enum BenchCommand {
         batches: usize,
         #[arg(long, default_value_t = timebalance::data::clips::DEFAULT_OUT_SIZE)]
         size: u32,
-        /// epoch (the training path) or clip (the standalone loader).
-        #[arg(long, value_enum, default_value = "epoch")]
-        loader: Loader,
     },
     /// Forward + backward + Adam step on random clips; the first step's time on the line
     /// `first_s <seconds>` (compilation included), last line `median_s <seconds>` of the
@@ -67,14 +62,6 @@ pub enum Sampler {
     Ssl,
     /// Fine-tuning: one 8-frame clip at stride 2.
     Train,
-}
-
-/// Which loader `bench data` times.
-#[cfg(feature = "video")]
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Loader {
-    Epoch,
-    Clip,
 }
 
 #[derive(clap::Args)]
@@ -120,17 +107,12 @@ pub fn run(what: BenchCommand) -> Result<()> {
             workers,
             batches,
             size,
-            loader,
         } => {
             let recipe = match sampler {
                 Sampler::Ssl => ClipRecipe::ssl(size, true),
                 Sampler::Train => ClipRecipe::train(size, true),
             };
-            let path = match loader {
-                Loader::Epoch => LoaderPath::Epoch,
-                Loader::Clip => LoaderPath::Clip,
-            };
-            let r = commands::bench_data(&dir, &recipe, workers, batches, path)?;
+            let r = commands::bench_data(&dir, &recipe, workers, batches)?;
             println!(
                 "videos {} skipped {} seconds {:.3} videos_per_s {:.2}",
                 r.videos, r.skipped, r.seconds, r.videos_per_s

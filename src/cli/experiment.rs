@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use timebalance::device::DeviceSpec;
-use timebalance::pipeline::{RunOptions, Stage, run_experiment};
+use timebalance::device::{DeviceSpec, dispatch};
+use timebalance::pipeline::{RunOptions, Stage, prepare_run};
 
 /// Which experiment, where, on which device.
 #[derive(clap::Args)]
@@ -40,7 +40,8 @@ impl RunArgs {
             stages,
             force: self.force,
         };
-        let dir = run_experiment(&opts)?;
+        // Dispatched here, so that the stages are compiled once per backend, in the binary.
+        let dir = dispatch(opts.device, prepare_run(&opts)?)?;
         println!("run directory: {}", dir.display());
         Ok(())
     }

@@ -24,6 +24,7 @@ use data::DataCommand;
 #[cfg(feature = "video")]
 use experiment::RunArgs;
 use timebalance::device::{DeviceSpec, compiled_devices, dispatch};
+use timebalance::names::by_name;
 #[cfg(feature = "video")]
 use timebalance::pipeline::{Stage, TeacherKind, registry};
 use timebalance::smoke::SmokeRun;
@@ -142,16 +143,6 @@ pub enum Command {
     },
 }
 
-/// Parse a command-line value by its serde name, the name the experiment TOML uses
-/// (`r3d18_dilated`, `distinctive`, `min-max`…), so that the library's types need no clap
-/// derive; an unknown name lists the valid ones (serde's "expected one of …").
-pub fn by_name<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
-    use serde::de::IntoDeserializer;
-    let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
-        text.into_deserializer();
-    T::deserialize(de).map_err(|e| e.to_string())
-}
-
 /// Run the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -206,27 +197,5 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench { what } => bench::run(what),
         Command::Weights { what } => weights::run(what),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use timebalance::model::Arch;
-    use timebalance::ops::ConvAlgorithm;
-
-    #[test]
-    fn values_parse_by_their_toml_names_and_errors_list_them() {
-        assert_eq!(by_name::<Arch>("r3d18_dilated"), Ok(Arch::R3d18Dilated));
-        assert_eq!(by_name::<Arch>("slow_r50"), Ok(Arch::SlowR50));
-        assert_eq!(by_name::<ConvAlgorithm>("gemm"), Ok(ConvAlgorithm::Gemm));
-        let err = by_name::<Arch>("r3d").unwrap_err();
-        assert!(err.contains("r3d") && err.contains("r2plus1d18"), "{err}");
-    }
-
-    #[test]
-    fn the_command_line_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Subcommand;
 
-use super::by_name;
+use timebalance::names::by_name;
 
 use timebalance::device::{DeviceSpec, dispatch};
 use timebalance::model::import::KeyLayout;

@@ -4,28 +4,28 @@
 //! Decoding is FFmpeg through video-rs; everything after it is decoder-agnostic: frames are
 //! packed RGB24 buffers until augmentation renders channel-first `f32` clips in `[0, 1]`.
 //!
-//! Without the `video` feature only the decoder-free parts remain: clip-index sampling and
-//! the tensor batch the training steps consume.
+//! Without the `video` feature the decoder-free parts remain: dataset indexes and splits,
+//! clip-index sampling, augmentation, the loader and the tensor batch; what opens a video file
+//! (decoding, clips, the synthetic generator's encoder, the Burn dataset of clips) needs it.
 
-#[cfg(feature = "video")]
 pub mod augment;
 pub mod batch;
 #[cfg(feature = "video")]
 pub mod clips;
-#[cfg(feature = "video")]
 pub mod datasets;
-#[cfg(feature = "video")]
-pub mod epoch_loader;
-#[cfg(feature = "video")]
 pub mod loader;
 #[cfg(feature = "video")]
+pub mod metadata;
 pub mod partition;
-#[cfg(feature = "video")]
 mod pixels;
 pub mod sampling;
 #[cfg(feature = "video")]
 pub mod synth;
 #[cfg(feature = "video")]
 pub mod tensors;
+#[cfg(all(test, feature = "video"))]
+mod test_videos;
+#[cfg(feature = "video")]
+pub mod throughput;
 #[cfg(feature = "video")]
 pub mod video;

@@ -1,11 +1,11 @@
 //! Burn adapters: a `Dataset` of videos' clips and a `Batcher` that stacks them into
-//! tensors on the training device — what the stages' [`crate::data::epoch_loader::EpochLoader`]
-//! (a Burn `DataLoader`, and so burn-train's `Learner`) consumes.
-//! [`crate::data::loader::ClipLoader`] is the standalone alternative with its own worker pool
-//! and prefetch (used by `bench data`).
+//! tensors on the training device — what the stages' [`EpochLoader`] (a Burn `DataLoader`,
+//! and so burn-train's `Learner`) consumes.
+//!
+//! [`EpochLoader`]: crate::data::loader::EpochLoader
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +15,7 @@ use burn::tensor::backend::Backend;
 
 use super::batch::ClipTensors;
 use super::clips::{ClipError, ClipMaker, ClipRecipe, VideoClips, video_rng};
-use super::loader::{ClipBatch, LoaderItem, SkippedVideo};
+use super::loader::LoaderItem;
 
 /// How many following videos a failed item may be replaced by before giving up: a
 /// corrupt file never ends an epoch early (Burn's loaders stop at the first `None`).
@@ -46,12 +46,17 @@ impl<B: Backend> ClipTensors<B> {
             device,
         )
     }
+}
 
-    /// Move a [`ClipBatch`] of the standalone loader onto `device`.
-    pub fn from_batch(batch: ClipBatch, device: &B::Device) -> Self {
-        let labels: Option<Vec<usize>> = batch.labels.iter().copied().collect();
-        Self::new(batch.clips, batch.shape, labels, batch.videos, device)
-    }
+/// A video the loader could not use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedVideo {
+    /// Index in the item list.
+    pub video: usize,
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was skipped.
+    pub error: String,
 }
 
 /// A Burn [`Dataset`] whose item `i` is the clips of video `i`, decoded on demand.
@@ -103,6 +108,11 @@ impl VideoClipDataset {
     /// Number of distinct videos.
     pub fn videos(&self) -> usize {
         self.items.len()
+    }
+
+    /// Videos opened so far, over all epochs (failed ones and substitutes included).
+    pub fn loads(&self) -> u64 {
+        self.draws.iter().map(|d| d.load(Ordering::Relaxed)).sum()
     }
 
     /// Videos that could not be used so far (each once), in item order.
@@ -168,5 +178,143 @@ pub struct ClipBatcher;
 impl<B: Backend> Batcher<B, VideoClips, ClipTensors<B>> for ClipBatcher {
     fn batch(&self, items: Vec<VideoClips>, device: &B::Device) -> ClipTensors<B> {
         ClipTensors::from_videos(&items, device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The dataset and batcher through the stages' loader, on real video files.
+
+    use std::sync::Arc;
+
+    use burn::backend::NdArray;
+    use burn::data::dataloader::DataLoader;
+
+    use super::*;
+    use crate::data::loader::EpochLoader;
+    use crate::data::test_videos::{OUT, fixture};
+
+    type B = NdArray;
+
+    /// What a test compares of a batch: video indices, labels and pixels.
+    type Plain = (Vec<usize>, Option<Vec<i64>>, Vec<f32>, [usize; 6]);
+
+    fn plain(batch: ClipTensors<B>) -> Plain {
+        let labels = batch
+            .labels
+            .map(|l| l.into_data().convert::<i64>().to_vec::<i64>().unwrap());
+        let shape = batch.clips.dims();
+        let pixels = batch.clips.into_data().to_vec::<f32>().unwrap();
+        (batch.videos, labels, pixels, shape)
+    }
+
+    fn loader(
+        dataset: Arc<VideoClipDataset>,
+        batch: usize,
+        workers: usize,
+        shuffle: Option<u64>,
+    ) -> EpochLoader<B, VideoClips, ClipTensors<B>> {
+        EpochLoader::new(
+            ClipBatcher,
+            dataset,
+            batch,
+            workers,
+            shuffle,
+            Default::default(),
+        )
+    }
+
+    fn epoch(loader: &EpochLoader<B, VideoClips, ClipTensors<B>>) -> Vec<Plain> {
+        loader.iter().map(plain).collect()
+    }
+
+    #[test]
+    fn same_batches_for_one_and_two_workers() {
+        let f = fixture();
+        let recipe = ClipRecipe::ssl(OUT, true);
+        let data = || Arc::new(VideoClipDataset::new(f.good.clone(), recipe, 42).unwrap());
+        let one = loader(data(), 4, 1, Some(3));
+        let two = loader(data(), 4, 2, Some(3));
+        let first = epoch(&one);
+        assert_eq!(first.len(), 2);
+        assert_eq!(first, epoch(&two));
+        let next = epoch(&one);
+        assert_ne!(first[0].2, next[0].2, "the next epoch draws other clips");
+    }
+
+    #[test]
+    fn shapes_values_and_labels() {
+        let f = fixture();
+        let recipe = ClipRecipe::ssl(OUT, false);
+        let dataset = Arc::new(VideoClipDataset::new(f.good.clone(), recipe, 42).unwrap());
+        let batches = epoch(&loader(Arc::clone(&dataset), 4, 2, Some(3)));
+        assert!(dataset.skipped().is_empty());
+        let sizes: Vec<usize> = batches.iter().map(|b| b.0.len()).collect();
+        assert_eq!(sizes, [4, 2]);
+        let side = OUT as usize;
+        for (videos, labels, pixels, shape) in &batches {
+            assert_eq!(*shape, [videos.len(), 10, 3, 16, side, side]);
+            assert_eq!(pixels.len(), shape.iter().product::<usize>());
+            assert!(pixels.iter().all(|v| (0.0..=1.0).contains(v)));
+            let labels = labels.as_ref().expect("labeled items");
+            for (&video, &label) in videos.iter().zip(labels) {
+                assert_eq!(Some(label as usize), f.good[video].1);
+            }
+        }
+        let mut seen: Vec<usize> = batches.iter().flat_map(|b| b.0.clone()).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..f.good.len()).collect::<Vec<_>>());
+
+        let train = ClipRecipe::train(OUT, true);
+        let dataset = Arc::new(VideoClipDataset::new(f.good.clone(), train, 42).unwrap());
+        let batches = epoch(&loader(dataset, 4, 2, None));
+        assert_eq!(batches[0].0, [0, 1, 2, 3], "no seed: item order");
+        assert_eq!(batches[0].3, [4, 1, 3, 8, side, side]);
+    }
+
+    #[test]
+    fn bad_videos_are_skipped_and_replaced_by_the_next_readable_one() {
+        let f = fixture();
+        let mut items = f.good.clone();
+        items.insert(1, (f.zero.clone(), Some(0)));
+        items.insert(4, (f.truncated.clone(), None));
+        let recipe = ClipRecipe::train(OUT, true);
+        let dataset = Arc::new(VideoClipDataset::new(items, recipe, 42).unwrap());
+        let batches = epoch(&loader(Arc::clone(&dataset), 4, 2, None));
+        let sizes: Vec<usize> = batches.iter().map(|b| b.0.len()).collect();
+        assert_eq!(sizes, [4, 4], "batches stay full");
+        let videos: Vec<usize> = batches.iter().flat_map(|b| b.0.clone()).collect();
+        assert_eq!(videos, [0, 2, 2, 3, 5, 5, 6, 7]);
+        let skipped = dataset.skipped();
+        let bad: Vec<(usize, &Path)> = skipped.iter().map(|s| (s.video, &*s.path)).collect();
+        assert_eq!(bad, [(1, &*f.zero), (4, &*f.truncated)]);
+        assert!(skipped.iter().all(|s| !s.error.is_empty()));
+    }
+
+    #[test]
+    fn dropping_mid_epoch_stops_every_thread() {
+        let f = fixture();
+        let items: Vec<LoaderItem> = f.good.iter().cycle().take(40).cloned().collect();
+        let recipe = ClipRecipe::ssl(OUT, true);
+        let dataset = Arc::new(VideoClipDataset::new(items, recipe, 42).unwrap());
+        let l = loader(Arc::clone(&dataset), 2, 2, Some(1));
+        let mut it = l.iter();
+        assert_eq!(it.next().map(|b| b.videos.len()), Some(2));
+        drop(it);
+        // Dropping joined the workers: nothing decodes any more, and they stopped after their
+        // queued batches (2 workers × (1 in hand + PREFETCH_PER_WORKER queued + 1 blocked in
+        // its send) × 2 videos at most), not at the end of the 40-video epoch.
+        let loads = dataset.loads();
+        assert!(loads <= 16, "{loads} videos decoded");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(dataset.loads(), loads, "a worker outlived the epoch");
+    }
+
+    #[test]
+    fn invalid_recipes_are_rejected_and_empty_sets_give_no_batch() {
+        assert!(VideoClipDataset::new(Vec::new(), ClipRecipe::train(0, true), 1).is_err());
+        let recipe = ClipRecipe::train(OUT, true);
+        let empty = Arc::new(VideoClipDataset::new(Vec::new(), recipe, 1).unwrap());
+        assert!(loader(empty, 2, 2, Some(1)).iter().next().is_none());
     }
 }

@@ -12,30 +12,23 @@
 //! - [`run`] (the `experiment` command: data, stage order, resume) and [`summary`] (seeds side
 //!   by side).
 //!
-//! Without the `video` feature only the training steps and their metrics remain (what the
-//! benchmarks and the trajectory tests drive on random clips).
+//! Without the `video` feature the settings, the training machinery and the stage type remain;
+//! what reads video files (the context, the stages, the run, accuracy and summaries, which
+//! read the stages' outputs) needs it.
 
 #[cfg(feature = "video")]
 pub mod accuracy;
-#[cfg(feature = "video")]
 pub mod augment_settings;
-#[cfg(feature = "video")]
 pub mod checks;
-#[cfg(feature = "video")]
 pub mod config;
 #[cfg(feature = "video")]
 pub mod context;
-#[cfg(feature = "video")]
 pub mod extends;
-#[cfg(feature = "video")]
 pub mod learner;
-#[cfg(feature = "video")]
 pub mod registry;
 #[cfg(feature = "video")]
 pub mod run;
-#[cfg(feature = "video")]
 pub mod runlog;
-#[cfg(feature = "video")]
 pub mod stage;
 #[cfg(feature = "video")]
 pub mod stages;
@@ -44,10 +37,8 @@ pub mod summary;
 pub mod train_metrics;
 pub mod train_steps;
 
-#[cfg(feature = "video")]
 pub use config::ExperimentConfig;
 #[cfg(feature = "video")]
-pub use run::{RunOptions, run_experiment};
-#[cfg(feature = "video")]
+pub use run::{PreparedRun, RunOptions, prepare_run};
 pub use stage::Stage;
 pub use train_steps::TeacherKind;

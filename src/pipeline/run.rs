@@ -17,7 +17,7 @@ use crate::checkpoint::write_atomic;
 use crate::data::datasets::load_index;
 use crate::data::partition::load_or_create;
 use crate::data::synth::{self, ClassesFile, SynthConfig};
-use crate::device::{BackendTask, DeviceSpec, dispatch};
+use crate::device::{BackendTask, DeviceSpec};
 
 /// Marker of a completely generated synthetic dataset.
 const SYNTH_DONE: &str = ".complete";
@@ -63,8 +63,23 @@ pub fn resolve(experiment: &str, overrides: &[String]) -> Result<(String, Experi
     Ok((named.name.to_string(), config))
 }
 
-/// Run an experiment; returns the run directory.
-pub fn run_experiment(opts: &RunOptions) -> Result<PathBuf> {
+/// A run resolved and its data prepared, ready to train on a backend: hand it to
+/// [`crate::device::dispatch`] (a [`BackendTask`]; it returns the run directory).
+///
+/// Preparation and training are split so that the stages are monomorphised where `dispatch`
+/// is called — once, in the binary — and not inside this library, whose unit-test harness
+/// would otherwise compile every stage for every backend a second time.
+pub struct PreparedRun {
+    config: ExperimentConfig,
+    data: PreparedData,
+    dir: PathBuf,
+    log: RunLog,
+    stages: Vec<Stage>,
+}
+
+/// Resolve the experiment, create the run directory, write the resolved configuration, index
+/// the data and draw (or reload) the labeled split; `--force` clears the selected stages.
+pub fn prepare_run(opts: &RunOptions) -> Result<PreparedRun> {
     let (name, config) = resolve(&opts.experiment, &opts.overrides)?;
     if config.data.source != DataSource::Synthetic {
         match &opts.data_root {
@@ -97,15 +112,13 @@ pub fn run_experiment(opts: &RunOptions) -> Result<PathBuf> {
             }
         }
     }
-    let task = PipelineTask {
-        config: &config,
-        data: &data,
-        dir: &dir,
-        log: &log,
-        stages: &stages,
-    };
-    dispatch(opts.device, task)?;
-    Ok(dir)
+    Ok(PreparedRun {
+        config,
+        data,
+        dir,
+        log,
+        stages,
+    })
 }
 
 /// Index the dataset (generating the synthetic one if needed) and draw or reload the
@@ -207,25 +220,18 @@ fn read_families(root: &Path) -> Result<Option<Vec<synth::Family>>> {
     Ok(Some(file.classes.iter().map(|c| c.family).collect()))
 }
 
-struct PipelineTask<'a> {
-    config: &'a ExperimentConfig,
-    data: &'a PreparedData,
-    dir: &'a Path,
-    log: &'a RunLog,
-    stages: &'a [Stage],
-}
+impl BackendTask for PreparedRun {
+    type Output = PathBuf;
 
-impl BackendTask for PipelineTask<'_> {
-    type Output = ();
-
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+    /// Run the stages in order, skipping finished ones (evaluation always reruns).
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<PathBuf> {
         let ctx = StageContext {
-            config: self.config,
-            data: self.data,
-            dir: self.dir,
-            log: self.log,
+            config: &self.config,
+            data: &self.data,
+            dir: &self.dir,
+            log: &self.log,
         };
-        for &stage in self.stages {
+        for &stage in &self.stages {
             let name = stage.name();
             let done = ctx.stage_dir(stage).join(DONE_FILE);
             if stage != Stage::Eval && done.is_file() {
@@ -248,6 +254,6 @@ impl BackendTask for PipelineTask<'_> {
             self.log
                 .line(&format!("[{name}] complete in {seconds:.1} s"));
         }
-        Ok(())
+        Ok(self.dir)
     }
 }
