@@ -24,6 +24,7 @@ use data::DataCommand;
 #[cfg(feature = "video")]
 use experiment::RunArgs;
 use timebalance::device::{DeviceSpec, compiled_devices, dispatch};
+#[cfg(feature = "video")]
 use timebalance::names::by_name;
 #[cfg(feature = "video")]
 use timebalance::pipeline::{Stage, TeacherKind, registry};

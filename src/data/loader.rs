@@ -44,7 +44,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
 use burn::data::dataloader::batcher::Batcher;
@@ -139,9 +139,8 @@ where
             .map(<[usize]>::to_vec)
             .collect();
         let workers = self.workers.min(batches.len()).max(1);
-        let (senders, receivers): (Vec<SyncSender<Option<O>>>, Vec<Receiver<Option<O>>>) = (0
-            ..workers)
-            .map(|_| sync_channel(PREFETCH_PER_WORKER))
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers)
+            .map(|_| sync_channel::<Option<O>>(PREFETCH_PER_WORKER))
             .unzip();
         let handles = senders
             .into_iter()

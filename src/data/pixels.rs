@@ -30,7 +30,9 @@ pub fn from_byte(v: u8) -> f32 {
     f32::from(v) / U8_MAX
 }
 
-/// A channel value clamped to `[0, 1]` and rounded to the nearest byte.
+/// A channel value clamped to `[0, 1]` and rounded to the nearest byte (the synthetic
+/// generator's, which needs the `video` feature to encode its files).
+#[cfg(feature = "video")]
 pub fn to_byte(value: f32) -> u8 {
     (value.clamp(0.0, 1.0) * U8_MAX).round() as u8
 }
