@@ -76,7 +76,7 @@ pub fn write_splits(
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    part.save(out, &index.train)?;
+    part.save(&crate::disk::Disk::from_env()?, out, &index.train)?;
     Ok(format!(
         "{}: {} classes, {} training videos: {} labeled, {} unlabeled ({} missing files) -> {}",
         kind.name(),

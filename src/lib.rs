@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod commands;
 pub mod data;
 pub mod device;
+pub mod disk;
 pub mod loss;
 pub mod model;
 pub mod names;

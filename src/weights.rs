@@ -7,6 +7,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::checkpoint::save_module;
 use crate::device::BackendTask;
+use crate::disk::Disk;
 use crate::model::import::{HeadPolicy, KeyLayout, load_pytorch_weights};
 use crate::model::{BackboneConfig, VideoClassifier};
 
@@ -33,6 +34,6 @@ impl BackendTask for ImportTask {
             report.ignored.len(),
             report.ignored.join(", ")
         );
-        save_module(model, &self.out)
+        save_module(&Disk::from_env()?, model, &self.out)
     }
 }

@@ -10,6 +10,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::tensor::Tensor;
 use timebalance::checkpoint::{load_module, save_module};
+use timebalance::disk::Disk;
 use timebalance::model::import::{HeadPolicy, KeyLayout, load_pytorch_weights};
 use timebalance::model::{Arch, BackboneConfig, VideoClassifier};
 
@@ -181,7 +182,7 @@ fn our_checkpoint_round_trips_exactly() {
     )
     .unwrap();
     let before = logits(&model, "r3d_tiny");
-    let path = save_module(model, &dir.path().join("model")).unwrap();
+    let path = save_module(&Disk::new(), model, &dir.path().join("model")).unwrap();
     assert!(path.exists());
     // No temporary file is left behind by the atomic write.
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
@@ -201,7 +202,7 @@ fn fresh_model_saved_and_loaded_gives_the_same_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny(Arch::Mc3_18);
     let before = logits(&model, "r3d_tiny");
-    let path = save_module(model, &dir.path().join("fresh")).unwrap();
+    let path = save_module(&Disk::new(), model, &dir.path().join("fresh")).unwrap();
     let loaded = load_module(tiny(Arch::Mc3_18), &path, &DEVICE).unwrap();
     assert_eq!(logits(&loaded, "r3d_tiny"), before);
 }

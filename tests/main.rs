@@ -7,6 +7,8 @@ mod common;
 
 #[cfg(feature = "video")]
 mod cli;
+#[cfg(feature = "video")]
+mod faults;
 mod golden;
 mod import;
 #[cfg(feature = "video")]

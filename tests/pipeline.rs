@@ -12,7 +12,7 @@ mod learning;
 
 /// Overrides that shrink the built-in `synthetic` experiment to seconds: 4 classes × 4
 /// training videos, 32×32 frames, width 4, one epoch per stage.
-const TINY: &[&str] = &[
+pub(crate) const TINY: &[&str] = &[
     "data.synthetic.classes=4",
     "data.synthetic.videos_per_class=4",
     "data.synthetic.test_videos_per_class=2",
@@ -44,10 +44,13 @@ const TINY: &[&str] = &[
     "probe.random_draws=2",
 ];
 
+/// Iterations per pre-training epoch of [`TINY`]: 16 training videos in batches of 4.
+const RESUME_ITERATIONS: usize = 4;
+
 /// How long the resume test waits for the first checkpoint before giving up.
 const CHECKPOINT_WAIT: Duration = Duration::from_secs(600);
 
-fn command(args: &[&str], out: &Path, extra_sets: &[&str]) -> Command {
+pub(crate) fn command(args: &[&str], out: &Path, extra_sets: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_timebalance"));
     c.args(args).arg("--out").arg(out);
     for s in TINY.iter().chain(extra_sets) {
@@ -56,13 +59,13 @@ fn command(args: &[&str], out: &Path, extra_sets: &[&str]) -> Command {
     c
 }
 
-fn run(args: &[&str], out: &Path, extra_sets: &[&str]) -> Output {
+pub(crate) fn run(args: &[&str], out: &Path, extra_sets: &[&str]) -> Output {
     command(args, out, extra_sets)
         .output()
         .expect("the binary runs")
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -70,7 +73,7 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn read_json(path: &Path) -> Value {
+pub(crate) fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
@@ -312,6 +315,20 @@ fn a_killed_stage_resumes_from_its_checkpoint() {
     assert!(log.contains("train epoch 6/6"), "{log}");
     assert!(stage_dir.join("done.json").is_file());
     assert!(stage_dir.join("model.mpk").is_file());
+    // Every epoch's metric files hold one value per iteration: the resumed epoch replaced
+    // what the killed attempt had written there.
+    for epoch in 1..=6 {
+        let epoch_dir = stage_dir.join(format!("train/epoch-{epoch}"));
+        let files: Vec<PathBuf> = std::fs::read_dir(&epoch_dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", epoch_dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(!files.is_empty(), "{}", epoch_dir.display());
+        for f in files {
+            let lines = std::fs::read_to_string(&f).unwrap().lines().count();
+            assert_eq!(lines, RESUME_ITERATIONS, "{}", f.display());
+        }
+    }
 }
 
 #[test]

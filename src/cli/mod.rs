@@ -192,7 +192,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let md = timebalance::pipeline::summary::summarize(&runs)?;
             print!("{md}");
             if let Some(path) = out {
-                timebalance::checkpoint::write_atomic(&path, md.as_bytes())?;
+                timebalance::disk::Disk::from_env()?.write_atomic(&path, md.as_bytes())?;
             }
             Ok(())
         }

@@ -103,4 +103,34 @@ mod tests {
             assert_eq!((info.width, info.height), (TEST_SIZE, TEST_SIZE));
         }
     }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_reported_as_not_a_regular_file_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("clip.avi");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        // Opening a FIFO without a writer blocks: read it on a thread and give it a deadline.
+        let (send, receive) = std::sync::mpsc::channel();
+        let paths = vec![fifo.clone(), dir.path().to_path_buf()];
+        std::thread::spawn(move || {
+            let _ = send.send(read_infos(&paths, 1, |_, _| {}));
+        });
+        let infos = receive
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("reading a FIFO's metadata must not block");
+        let errors: Vec<String> = infos
+            .iter()
+            .map(|i| i.as_ref().unwrap_err().to_string())
+            .collect();
+        assert!(
+            errors[0].contains("not a regular file (a FIFO)"),
+            "{errors:?}"
+        );
+        assert!(errors[1].contains("(a directory)"), "{errors:?}");
+    }
 }

@@ -30,6 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::datasets::VideoEntry;
+use crate::disk::Disk;
 
 /// First header line written by [`Partition::save`].
 const HEADER_TITLE: &str = "# timebalance labeled subset";
@@ -160,6 +161,22 @@ pub enum PartitionError {
         /// What is wrong.
         problem: &'static str,
     },
+    /// A partition file lists another number of videos than its `# count:` header says (a
+    /// file cut short), or none at all.
+    #[error(
+        "{file}: lists {listed} labeled videos, but {expected}; the file is damaged — delete it to draw the subset again"
+    )]
+    WrongCount {
+        /// Partition file.
+        file: PathBuf,
+        /// Videos listed.
+        listed: usize,
+        /// What was expected, in words.
+        expected: String,
+    },
+    /// Writing the partition file failed.
+    #[error("{0:#}")]
+    Write(anyhow::Error),
     /// An existing partition file was drawn with other settings.
     #[error(
         "{file} was drawn with {found}, but {requested} was requested; delete it or change the settings"
@@ -247,8 +264,9 @@ impl Partition {
         counts
     }
 
-    /// Writes the labeled video paths (relative, see the module docs).
-    pub fn save(&self, path: &Path, train: &[VideoEntry]) -> Result<()> {
+    /// Writes the labeled video paths (relative, see the module docs) through `disk`
+    /// (atomically: a failed write leaves no empty or partial list behind).
+    pub fn save(&self, disk: &Disk, path: &Path, train: &[VideoEntry]) -> Result<()> {
         let root = common_dir(train);
         let mut text = format!("{HEADER_TITLE}\n");
         if let Some(amount) = self.amount {
@@ -261,23 +279,14 @@ impl Partition {
         for &i in &self.labeled {
             let _ = writeln!(text, "{}", relative_key(&train[i].path, &root)?);
         }
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(|source| PartitionError::Io {
-                action: "create directory",
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
-        fs::write(path, text).map_err(|source| PartitionError::Io {
-            action: "write",
-            path: path.to_path_buf(),
-            source,
-        })
+        disk.write_atomic(path, text.as_bytes())
+            .map_err(PartitionError::Write)
     }
 
     /// Reads a labeled list written by [`save`](Self::save) (or by hand) and
     /// rebuilds the partition against `train`. Every listed path must be in
-    /// `train`, at most once.
+    /// `train`, at most once; the list must not be empty, and must hold as many
+    /// paths as its `# count:` header says when it has one.
     pub fn load(path: &Path, train: &[VideoEntry]) -> Result<Self> {
         let text = fs::read_to_string(path).map_err(|source| PartitionError::Io {
             action: "read",
@@ -291,7 +300,7 @@ impl Partition {
             .map(|(i, e)| relative_key(&e.path, &root).map(|k| (k, i)))
             .collect::<Result<HashMap<_, _>>>()?;
         let mut is_labeled = vec![false; train.len()];
-        let (mut amount, mut seed) = (None, None);
+        let (mut amount, mut seed, mut count) = (None, None, None);
         for (n, raw) in text.lines().enumerate() {
             let line = raw.trim();
             let bad = |problem| PartitionError::BadLine {
@@ -301,7 +310,7 @@ impl Partition {
                 problem,
             };
             if let Some(comment) = line.strip_prefix('#') {
-                parse_header(comment, &mut amount, &mut seed).map_err(bad)?;
+                parse_header(comment, &mut amount, &mut seed, &mut count).map_err(bad)?;
                 continue;
             }
             if line.is_empty() {
@@ -315,6 +324,20 @@ impl Partition {
             }
         }
         let (labeled, unlabeled) = split_flags(&is_labeled);
+        let wrong_count = |expected: String| PartitionError::WrongCount {
+            file: path.to_path_buf(),
+            listed: labeled.len(),
+            expected,
+        };
+        match count {
+            Some(c) if c != labeled.len() => {
+                return Err(wrong_count(format!("its header says `# count: {c}`")));
+            }
+            None if labeled.is_empty() => {
+                return Err(wrong_count("a labeled list needs at least one".into()));
+            }
+            _ => {}
+        }
         Ok(Self {
             labeled,
             unlabeled,
@@ -324,11 +347,12 @@ impl Partition {
     }
 }
 
-/// Reads `amount:` / `seed:` header comments; other comments are ignored.
+/// Reads `amount:` / `seed:` / `count:` header comments; other comments are ignored.
 fn parse_header(
     comment: &str,
     amount: &mut Option<LabeledAmount>,
     seed: &mut Option<u64>,
+    count: &mut Option<usize>,
 ) -> std::result::Result<(), &'static str> {
     let comment = comment.trim();
     if let Some(value) = comment.strip_prefix(KEY_AMOUNT) {
@@ -338,6 +362,13 @@ fn parse_header(
         );
     } else if let Some(value) = comment.strip_prefix(KEY_SEED) {
         *seed = Some(value.trim().parse().map_err(|_| "expected `seed: <u64>`")?);
+    } else if let Some(value) = comment.strip_prefix(KEY_COUNT) {
+        *count = Some(
+            value
+                .trim()
+                .parse()
+                .map_err(|_| "expected `count: <number of videos>`")?,
+        );
     }
     Ok(())
 }
@@ -345,6 +376,7 @@ fn parse_header(
 /// Loads `path` if it exists (checking that its header matches `amount` and
 /// `seed` when present), otherwise draws a new partition and saves it there.
 pub fn load_or_create(
+    disk: &Disk,
     path: &Path,
     train: &[VideoEntry],
     num_classes: usize,
@@ -353,7 +385,7 @@ pub fn load_or_create(
 ) -> Result<Partition> {
     if !path.exists() {
         let fresh = partition(train, num_classes, amount, seed)?;
-        fresh.save(path, train)?;
+        fresh.save(disk, path, train)?;
         return Ok(fresh);
     }
     let loaded = Partition::load(path, train)?;
@@ -484,7 +516,7 @@ mod tests {
         let file = tmp.path().join("splits/labeled.txt");
         let train = train_set(3, 10);
         let p = partition(&train, 3, LabeledAmount::Fraction(0.3), 9).unwrap();
-        p.save(&file, &train).unwrap();
+        p.save(&Disk::new(), &file, &train).unwrap();
         let text = fs::read_to_string(&file).unwrap();
         assert!(text.contains("# amount: fraction 0.3") && text.contains("# seed: 9"));
         assert!(text.lines().any(|l| l.starts_with("c0/v")), "{text}");
@@ -521,13 +553,47 @@ mod tests {
         let file = tmp.path().join("labeled.txt");
         let train = train_set(4, 10);
         let amount = LabeledAmount::PerClass(2);
-        let first = load_or_create(&file, &train, 4, amount, 5).unwrap();
-        let again = load_or_create(&file, &train, 4, amount, 5).unwrap();
+        let disk = Disk::new();
+        let first = load_or_create(&disk, &file, &train, 4, amount, 5).unwrap();
+        let again = load_or_create(&disk, &file, &train, 4, amount, 5).unwrap();
         assert_eq!(first, again);
-        let err = load_or_create(&file, &train, 4, amount, 6).unwrap_err();
+        let err = load_or_create(&disk, &file, &train, 4, amount, 6).unwrap_err();
         assert!(
             matches!(err, PartitionError::SettingsMismatch { .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_cut_or_empty_list_is_an_error_and_a_failed_write_leaves_none() {
+        let tmp = TempDir::new().unwrap();
+        let file = tmp.path().join("labeled.txt");
+        let train = train_set(3, 4);
+        let p = partition(&train, 3, LabeledAmount::PerClass(2), 1).unwrap();
+        p.save(&Disk::new(), &file, &train).unwrap();
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(text.contains("# count: 6"), "{text}");
+        // Cut at a line boundary: 3 of the 6 paths.
+        let cut: String = text.lines().take(7).map(|l| format!("{l}\n")).collect();
+        fs::write(&file, &cut).unwrap();
+        let err = Partition::load(&file, &train).unwrap_err();
+        assert!(
+            matches!(err, PartitionError::WrongCount { listed: 3, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("count: 6"), "{err}");
+        fs::write(&file, "").unwrap();
+        let err = Partition::load(&file, &train).unwrap_err();
+        assert!(
+            matches!(err, PartitionError::WrongCount { listed: 0, .. }),
+            "{err}"
+        );
+        // A full disk while writing: an error naming the file, and no list under its name.
+        fs::remove_file(&file).unwrap();
+        let full = Disk::with_fault("labeled.txt:ENOSPC").unwrap();
+        let err =
+            load_or_create(&full, &file, &train, 3, LabeledAmount::PerClass(2), 1).unwrap_err();
+        assert!(err.to_string().contains("no space left on device"), "{err}");
+        assert!(!file.exists());
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! [`EpochLoader`]: crate::data::loader::EpochLoader
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,6 +59,27 @@ pub struct SkippedVideo {
     pub error: String,
 }
 
+/// The videos skipped by every dataset that reports to it (each path once), shared between a
+/// stage's datasets and the run, which counts them per stage in `log.txt` and `done.json`.
+#[derive(Debug, Clone, Default)]
+pub struct SkipLog(Arc<Mutex<BTreeSet<PathBuf>>>);
+
+impl SkipLog {
+    /// The skipped files, sorted.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.0
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn insert(&self, path: &Path) {
+        if let Ok(mut s) = self.0.lock() {
+            s.insert(path.to_path_buf());
+        }
+    }
+}
+
 /// A Burn [`Dataset`] whose item `i` is the clips of video `i`, decoded on demand.
 ///
 /// Randomness is per item: the k-th time video `i` is drawn uses the stream
@@ -71,6 +92,8 @@ pub struct VideoClipDataset {
     seed: u64,
     draws: Vec<AtomicU64>,
     skipped: Mutex<BTreeMap<usize, SkippedVideo>>,
+    /// Where skipped videos are also reported (the stage's count).
+    report: Option<SkipLog>,
     /// Reported length: the number of videos, or more after [`Self::padded_to_batches`].
     len: usize,
 }
@@ -91,8 +114,15 @@ impl VideoClipDataset {
             seed,
             draws,
             skipped: Mutex::new(BTreeMap::new()),
+            report: None,
             len,
         })
+    }
+
+    /// Also report skipped videos to `log`.
+    pub fn reporting_to(mut self, log: SkipLog) -> Self {
+        self.report = Some(log);
+        self
     }
 
     /// Report a length rounded up to a multiple of `batch_size`, the extra items repeating
@@ -135,6 +165,9 @@ impl VideoClipDataset {
             && !skipped.contains_key(&index)
         {
             eprintln!("warning: skipping video {}: {error}", path.display());
+            if let Some(report) = &self.report {
+                report.insert(path);
+            }
             skipped.insert(
                 index,
                 SkippedVideo {

@@ -60,6 +60,15 @@ pub enum VideoError {
         /// FFmpeg's reason.
         source: ffmpeg::Error,
     },
+    /// The path is a FIFO, a device, a socket or a directory: opening it could block forever
+    /// (a FIFO waits for a writer), so it is never handed to FFmpeg.
+    #[error("{} is not a regular file ({kind})", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
     /// The container has no video stream.
     #[error("no video stream in {}", path.display())]
     NoVideoStream {
@@ -160,11 +169,42 @@ pub(crate) fn ensure_ffmpeg_initialised() {
 }
 
 fn open_input(path: &Path) -> Result<Input, VideoError> {
+    // `metadata` follows links and never blocks; a missing file is left to FFmpeg's error.
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        return Err(VideoError::NotAFile {
+            path: path.to_path_buf(),
+            kind: file_kind(&meta.file_type()),
+        });
+    }
     ensure_ffmpeg_initialised();
     ffmpeg::format::input(path).map_err(|source| VideoError::Open {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// What a non-regular file is, in words.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
 }
 
 fn decode_error(path: &Path, message: impl Into<String>) -> VideoError {

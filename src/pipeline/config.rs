@@ -505,7 +505,13 @@ impl ExperimentConfig {
         if let Some(a) = &self.all_labels {
             stages.push(("all_labels", a, a.batch_size));
         }
+        if self.probe.enabled {
+            positive("probe.epochs", self.probe.epochs)?;
+        }
         for (name, o, batch) in stages {
+            // Zero epochs would "complete" a stage that trained nothing and report the
+            // untrained model as its result.
+            positive(&format!("{name}.epochs"), o.epochs())?;
             if batch < 2 {
                 bail!("{name}.batch_size = {batch}: batch norm needs at least 2");
             }

@@ -19,7 +19,8 @@ use crate::data::datasets::VideoEntry;
 use crate::data::loader::{EpochLoader, LoaderItem};
 use crate::data::partition::Partition;
 use crate::data::synth::Family;
-use crate::data::tensors::{ClipBatcher, VideoClipDataset};
+use crate::data::tensors::{ClipBatcher, SkipLog, VideoClipDataset};
+use crate::disk::Disk;
 
 /// File name of a stage's trained model inside its directory.
 pub const MODEL_FILE: &str = "model.mpk";
@@ -97,6 +98,10 @@ pub struct StageContext<'a> {
     /// The run directory `runs/NAME`.
     pub dir: &'a Path,
     pub log: &'a RunLog,
+    /// Where every file the run relies on is written.
+    pub disk: &'a Disk,
+    /// The videos this stage's datasets skipped (unreadable).
+    pub skips: SkipLog,
 }
 
 impl StageContext<'_> {
@@ -131,6 +136,16 @@ impl StageContext<'_> {
             out_size: d.size,
             augment: d.train_augment.config(d.hflip),
         }
+    }
+
+    /// The clips of `items` as a dataset whose skipped videos count for this stage.
+    pub fn clip_dataset(
+        &self,
+        items: impl Into<Arc<[LoaderItem]>>,
+        recipe: ClipRecipe,
+        seed: u64,
+    ) -> Result<VideoClipDataset> {
+        Ok(VideoClipDataset::new(items, recipe, seed)?.reporting_to(self.skips.clone()))
     }
 
     /// A loader over `dataset` with the configured workers.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoader;
 use burn::module::AutodiffModule;
 use burn::module::{Module, ModuleDisplay};
@@ -25,13 +25,18 @@ use burn::train::renderer::{
     EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining, ProgressType, TrainingProgress,
 };
-use burn::train::{InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep};
+use burn::train::{
+    InferenceStep, Interrupter, Learner, SupervisedTraining, TrainOutput, TrainStep,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::config::{LOSS_THRESHOLDS, LrDecay, Optimisation, PLATEAU_FACTOR, PLATEAU_PATIENCE};
+use super::metric_files::MetricFiles;
 use super::runlog::RunLog;
 use super::train_metrics::{StatMetric, StepOutput, ThroughputMetric};
+use crate::checkpoint::ModelBytesRecorder;
+use crate::disk::Disk;
 
 /// Checkpoints kept per stage (the newest; older ones are deleted as training goes).
 const CHECKPOINTS_KEPT: usize = 2;
@@ -41,12 +46,14 @@ const LOG_INTERVAL: Duration = Duration::from_secs(10);
 const CHECKPOINT_DIR: &str = "checkpoint";
 const CHECKPOINT_PARTS: [&str; 3] = ["model", "optim", "scheduler"];
 
-/// Burn's named-MessagePack recorder, but each file is written under a temporary name and
-/// renamed into place: a run killed mid-write never leaves a truncated checkpoint that a
-/// resume would then fail to read.
+/// Burn's named-MessagePack recorder, but each file is written through a [`Disk`] (a
+/// temporary name, flushed, renamed into place): a run killed mid-write never leaves a
+/// truncated checkpoint that a resume would then fail to read, and a failed write is an error
+/// naming the file (it stops the Learner, and [`fit`] reports it).
 #[derive(Debug, Default, Clone)]
 pub struct AtomicRecorder {
     inner: NamedMpkFileRecorder<FullPrecisionSettings>,
+    disk: Disk,
 }
 
 impl<B: Backend> Recorder<B> for AtomicRecorder {
@@ -58,10 +65,10 @@ impl<B: Backend> Recorder<B> for AtomicRecorder {
     fn save_item<I: Serialize>(&self, item: I, file: PathBuf) -> Result<(), RecorderError> {
         let extension = <Self as FileRecorder<B>>::file_extension();
         let final_path = file.with_extension(extension);
-        let tmp = crate::checkpoint::partial_path(&final_path);
-        Recorder::<B>::save_item(&self.inner, item, tmp.clone())?;
-        std::fs::rename(tmp.with_extension(extension), &final_path)
-            .map_err(|e| RecorderError::Unknown(format!("{}: {e}", final_path.display())))
+        let bytes = Recorder::<B>::save_item(&ModelBytesRecorder::new(), item, ())?;
+        self.disk
+            .write_atomic(&final_path, &bytes)
+            .map_err(|e| RecorderError::Unknown(format!("{e:#}")))
     }
 
     fn load_item<I: DeserializeOwned>(&self, file: &mut PathBuf) -> Result<I, RecorderError> {
@@ -455,6 +462,8 @@ pub struct FitSpec<'a> {
     /// Whether the step reports an accuracy.
     pub accuracy: bool,
     pub log: &'a RunLog,
+    /// Where checkpoints are written.
+    pub disk: &'a Disk,
 }
 
 /// Train `model` with burn-train's `Learner` (Adam, [`WarmupSchedule`]), checkpointing every
@@ -493,8 +502,20 @@ where
     };
     let learner = Learner::new(model, adam.init(), schedule);
 
+    let interrupter = Interrupter::new();
+    let resume = latest_checkpoint(spec.dir);
     let mut training = SupervisedTraining::new(spec.dir, train, valid)
-        .with_file_checkpointer(AtomicRecorder::default())
+        .with_interrupter(interrupter.clone())
+        .with_metric_logger(MetricFiles::new(
+            spec.dir,
+            resume.map_or(1, |epoch| epoch + 1),
+            spec.disk.clone(),
+            interrupter.clone(),
+        ))
+        .with_file_checkpointer(AtomicRecorder {
+            inner: NamedMpkFileRecorder::default(),
+            disk: spec.disk.clone(),
+        })
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(CHECKPOINTS_KEPT))
         .num_epochs(o.epochs())
         .metric_train_numeric(LearningRateMetric::new())
@@ -512,7 +533,7 @@ where
     if !std::io::stdout().is_terminal() {
         training = training.renderer(LineRenderer::new(spec.stage, spec.log.clone()));
     }
-    if let Some(epoch) = latest_checkpoint(spec.dir) {
+    if let Some(epoch) = resume {
         spec.log.line(&format!(
             "[{}] resuming from the checkpoint of epoch {epoch}/{}",
             spec.stage,
@@ -521,7 +542,26 @@ where
         training = training.checkpoint(epoch);
     }
     let result = training.launch(learner);
-    Ok(result.model.model)
+    // Burn ends training early, and returns normally, when a checkpoint cannot be written or
+    // the user quits the TUI: such a stage is not complete.
+    if interrupter.should_stop() {
+        let reason = interrupter
+            .get_message()
+            .unwrap_or_else(|| "no reason given".to_string());
+        bail!(
+            "[{}] training stopped before its last epoch: {reason}",
+            spec.stage
+        );
+    }
+    match latest_checkpoint(spec.dir) {
+        Some(epoch) if epoch >= o.epochs() => Ok(result.model.model),
+        found => bail!(
+            "[{}] training ended without the checkpoint of its last epoch ({}; found: {}) — not marked complete",
+            spec.stage,
+            o.epochs(),
+            found.map_or("none".to_string(), |e| format!("epoch {e}"))
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //! - training machinery: [`train_steps`] (Burn `TrainStep`s of the three objectives),
 //!   [`train_metrics`] (what the Learner logs), [`learner`] (`fit`), [`accuracy`] (test-set
 //!   metrics);
-//! - [`stage`] (the stage type and its directory names), [`context`] (what a stage works with);
+//! - [`stage`] (the stage type, its directory names and inputs), [`drift`] (what a changed
+//!   configuration makes stale), [`lock`] (one command per run directory), [`context`] (what a
+//!   stage works with);
 //! - [`stages`], one module per stage;
 //! - [`run`] (the `experiment` command: data, stage order, resume) and [`summary`] (seeds side
 //!   by side).
@@ -23,8 +25,11 @@ pub mod checks;
 pub mod config;
 #[cfg(feature = "video")]
 pub mod context;
+pub mod drift;
 pub mod extends;
 pub mod learner;
+pub mod lock;
+pub mod metric_files;
 pub mod registry;
 #[cfg(feature = "video")]
 pub mod run;

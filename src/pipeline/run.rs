@@ -9,16 +9,21 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::config::{DataSource, ExperimentConfig};
 use super::context::{CONFIG_FILE, DONE_FILE, LABELED_FILE, LOG_FILE, PreparedData, StageContext};
+use super::drift;
+use super::lock::RunLock;
 use super::registry;
 use super::runlog::RunLog;
 use super::stage::Stage;
 use super::stages::run_stage;
-use crate::checkpoint::write_atomic;
 use crate::data::datasets::load_index;
 use crate::data::partition::load_or_create;
 use crate::data::synth::{self, ClassesFile, SynthConfig};
+use crate::data::tensors::SkipLog;
 use crate::device::{BackendTask, DeviceSpec};
+use crate::disk::Disk;
 
+/// Where a synthetic dataset is generated in the run directory (without `--data-root`).
+const SYNTH_DIR: &str = "data";
 /// Marker of a completely generated synthetic dataset.
 const SYNTH_DONE: &str = ".complete";
 /// Frame rate of generated synthetic videos.
@@ -48,6 +53,7 @@ pub fn resolve(experiment: &str, overrides: &[String]) -> Result<(String, Experi
             .and_then(|s| s.to_str())
             .context("experiment file name")?
             .to_string();
+        check_run_name(&name, experiment)?;
         return Ok((name, ExperimentConfig::from_file(as_path, overrides)?));
     }
     let named = registry::find(experiment).with_context(|| {
@@ -63,6 +69,23 @@ pub fn resolve(experiment: &str, overrides: &[String]) -> Result<(String, Experi
     Ok((named.name.to_string(), config))
 }
 
+/// A run directory's name (`--out/NAME`) must be one plain path component: an experiment file
+/// named `...toml` would otherwise make the run directory `--out`'s parent (and `--force`
+/// clear stage-named folders there).
+fn check_run_name(name: &str, experiment: &str) -> Result<()> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && !name.starts_with('.');
+    if !plain {
+        bail!(
+            "{experiment}: the run directory would be named {name:?}; name the experiment file NAME.toml with a plain NAME (letters, digits, _ or -)"
+        );
+    }
+    Ok(())
+}
+
 /// A run resolved and its data prepared, ready to train on a backend: hand it to
 /// [`crate::device::dispatch`] (a [`BackendTask`]; it returns the run directory).
 ///
@@ -75,11 +98,17 @@ pub struct PreparedRun {
     dir: PathBuf,
     log: RunLog,
     stages: Vec<Stage>,
+    disk: Disk,
+    /// Held until the run ends: one command per run directory.
+    _lock: RunLock,
 }
 
-/// Resolve the experiment, create the run directory, write the resolved configuration, index
-/// the data and draw (or reload) the labeled split; `--force` clears the selected stages.
+/// Resolve the experiment, create and lock the run directory, check the configuration against
+/// the one that made the directory, index the data, draw (or reload) the labeled split, check
+/// that the selected stages can run, and only then write the resolved configuration; `--force`
+/// clears the selected stages (and those a changed configuration makes stale).
 pub fn prepare_run(opts: &RunOptions) -> Result<PreparedRun> {
+    let disk = Disk::from_env()?;
     let (name, config) = resolve(&opts.experiment, &opts.overrides)?;
     if config.data.source != DataSource::Synthetic {
         match &opts.data_root {
@@ -95,30 +124,122 @@ pub fn prepare_run(opts: &RunOptions) -> Result<PreparedRun> {
     }
     let dir = opts.out.join(&name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let lock = RunLock::acquire(&dir)?;
     let log = RunLog::open(&dir.join(LOG_FILE))?;
-    write_atomic(&dir.join(CONFIG_FILE), config.to_toml()?.as_bytes())?;
+    let stages = opts.stages.clone().unwrap_or_else(|| Stage::ALL.to_vec());
+    let mut to_clear = if opts.force {
+        stages.clone()
+    } else {
+        Vec::new()
+    };
+    to_clear.extend(check_drift(&config, &dir, opts.force, &log)?);
+    for s in &to_clear {
+        let d = dir.join(s.name());
+        if d.exists() {
+            std::fs::remove_dir_all(&d).with_context(|| format!("clearing {}", d.display()))?;
+        }
+    }
     log.line(&format!(
         "experiment {name} on {} → {}",
         opts.device,
         dir.display()
     ));
-    let data = prepare_data(&config, opts.data_root.as_deref(), &dir, &log)?;
-    let stages = opts.stages.clone().unwrap_or_else(|| Stage::ALL.to_vec());
-    if opts.force {
-        for s in &stages {
-            let d = dir.join(s.name());
-            if d.exists() {
-                std::fs::remove_dir_all(&d).with_context(|| format!("clearing {}", d.display()))?;
-            }
-        }
-    }
+    let data = prepare_data(&config, opts.data_root.as_deref(), &dir, &log, &disk)?;
+    check_runnable(&data, &stages)?;
+    disk.write_atomic(&dir.join(CONFIG_FILE), config.to_toml()?.as_bytes())?;
     Ok(PreparedRun {
         config,
         data,
         dir,
         log,
         stages,
+        disk,
+        _lock: lock,
     })
+}
+
+/// Compare `config` with the configuration that made `dir` (its `config.toml`). Without
+/// `--force` a difference that changes results is an error listing the keys; with it, the
+/// stale stages are returned (to be cleared), and the labeled list and generated videos are
+/// removed when the changes touch them.
+fn check_drift(
+    config: &ExperimentConfig,
+    dir: &Path,
+    force: bool,
+    log: &RunLog,
+) -> Result<Vec<Stage>> {
+    let path = dir.join(CONFIG_FILE);
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let old: toml::Table = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .parse()
+        .with_context(|| format!("{}: not a TOML table", path.display()))?;
+    let new = toml::Table::try_from(config).context("the resolved configuration as TOML")?;
+    let changes = drift::changes(&old, &new);
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stale = drift::affected(&changes);
+    let listed: Vec<String> = changes.iter().map(|c| format!("  {c}")).collect();
+    let names: Vec<&str> = stale.iter().map(|s| s.name()).collect();
+    if !force {
+        bail!(
+            "{} was made with another configuration ({}); the differences that change results:\n{}\nRerun with --force to start the stages they touch afresh ({}), or give another --out",
+            dir.display(),
+            path.display(),
+            listed.join("\n"),
+            names.join(", ")
+        );
+    }
+    log.line(&format!(
+        "--force: the configuration changed ({}); starting afresh: {}",
+        changes
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join("; "),
+        names.join(", ")
+    ));
+    if drift::touches_labeled_list(&changes) {
+        remove_if_present(&dir.join(LABELED_FILE))?;
+    }
+    if drift::touches_synthetic_videos(&changes) {
+        remove_if_present(&dir.join(SYNTH_DIR))?;
+    }
+    Ok(stale)
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    let removed = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What can be checked before any training: the student stages need unlabeled videos.
+fn check_runnable(data: &PreparedData, stages: &[Stage]) -> Result<()> {
+    let students: Vec<&str> = stages
+        .iter()
+        .filter(|s| matches!(s, Stage::Student | Stage::StudentAverage))
+        .map(|s| s.name())
+        .collect();
+    if !students.is_empty() && data.partition.unlabeled.is_empty() {
+        bail!(
+            "every training video is labeled ({} videos), so the stages {} have no unlabeled videos to distil on; label fewer (data.labeled_fraction or data.labeled_per_class) or leave those stages out with --stages",
+            data.partition.labeled.len(),
+            students.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Index the dataset (generating the synthetic one if needed) and draw or reload the
@@ -128,12 +249,13 @@ fn prepare_data(
     data_root: Option<&Path>,
     dir: &Path,
     log: &RunLog,
+    disk: &Disk,
 ) -> Result<PreparedData> {
     let d = &config.data;
     let root = match (d.source, data_root) {
         (_, Some(root)) => root.to_path_buf(),
         (DataSource::Synthetic, None) => {
-            let root = dir.join("data");
+            let root = dir.join(SYNTH_DIR);
             let s = d.synthetic.as_ref().context("[data.synthetic] section")?;
             if !root.join(SYNTH_DONE).is_file() {
                 log.line(&format!(
@@ -156,7 +278,7 @@ fn prepare_data(
                     object_scale: s.object_scale,
                     clutter: s.clutter,
                 })?;
-                std::fs::write(root.join(SYNTH_DONE), b"")?;
+                disk.write_atomic(&root.join(SYNTH_DONE), b"")?;
                 log.line(&format!(
                     "generated in {:.1} s",
                     started.elapsed().as_secs_f64()
@@ -183,6 +305,7 @@ fn prepare_data(
         );
     }
     let partition = load_or_create(
+        disk,
         &dir.join(LABELED_FILE),
         &index.train,
         index.num_classes(),
@@ -225,13 +348,16 @@ impl BackendTask for PreparedRun {
 
     /// Run the stages in order, skipping finished ones (evaluation always reruns).
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<PathBuf> {
-        let ctx = StageContext {
-            config: &self.config,
-            data: &self.data,
-            dir: &self.dir,
-            log: &self.log,
-        };
         for &stage in &self.stages {
+            // A fresh context per stage: its skipped videos are counted for it alone.
+            let ctx = StageContext {
+                config: &self.config,
+                data: &self.data,
+                dir: &self.dir,
+                log: &self.log,
+                disk: &self.disk,
+                skips: SkipLog::default(),
+            };
             let name = stage.name();
             let done = ctx.stage_dir(stage).join(DONE_FILE);
             if stage != Stage::Eval && done.is_file() {
@@ -244,15 +370,29 @@ impl BackendTask for PreparedRun {
             let started = Instant::now();
             run_stage::<B>(&ctx, stage, &device).with_context(|| format!("stage {name}"))?;
             let seconds = started.elapsed().as_secs_f64();
-            std::fs::create_dir_all(ctx.stage_dir(stage))?;
-            write_atomic(
+            let skipped: Vec<String> = ctx.skips.paths().iter().map(|p| self.data.key(p)).collect();
+            self.disk.write_atomic(
                 &done,
-                serde_json::json!({ "stage": name, "seconds": seconds })
-                    .to_string()
-                    .as_bytes(),
+                serde_json::json!({
+                    "stage": name,
+                    "seconds": seconds,
+                    "skipped_videos": skipped.len(),
+                    "skipped": skipped,
+                })
+                .to_string()
+                .as_bytes(),
             )?;
-            self.log
-                .line(&format!("[{name}] complete in {seconds:.1} s"));
+            let skipped_note = match skipped.first() {
+                None => String::new(),
+                Some(first) => format!(
+                    "; {} unreadable videos skipped (e.g. {first}; all in {}/{DONE_FILE})",
+                    skipped.len(),
+                    name
+                ),
+            };
+            self.log.line(&format!(
+                "[{name}] complete in {seconds:.1} s{skipped_note}"
+            ));
         }
         Ok(self.dir)
     }

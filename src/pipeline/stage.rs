@@ -60,6 +60,27 @@ impl Stage {
         }
     }
 
+    /// The stages whose outputs this stage reads (evaluation: every other stage).
+    pub fn inputs(self) -> &'static [Stage] {
+        use Stage::*;
+        const TEACHERS: [Stage; 5] = [
+            PretrainInvariant,
+            PretrainDistinctive,
+            FinetuneInvariant,
+            FinetuneDistinctive,
+            Score,
+        ];
+        match self {
+            PretrainInvariant | PretrainDistinctive | Baseline | SupervisedAllLabels => &[],
+            FinetuneInvariant => &[PretrainInvariant],
+            FinetuneDistinctive => &[PretrainDistinctive],
+            Score | Probe => &TEACHERS[..2],
+            // The student starts from a pre-trained backbone when configured so.
+            Student | StudentAverage => &TEACHERS,
+            Eval => &Stage::ALL,
+        }
+    }
+
     /// Self-supervised pre-training of `t`.
     pub fn pretrain(t: TeacherKind) -> Stage {
         match t {

@@ -25,6 +25,7 @@ use timebalance::data::datasets::{DatasetKind, load_index};
 use timebalance::data::loader::{EpochLoader, LoaderItem};
 use timebalance::data::synth::{SynthConfig, generate};
 use timebalance::data::tensors::{ClipBatcher, VideoClipDataset};
+use timebalance::disk::Disk;
 use timebalance::model::{Arch, BackboneConfig, VideoClassifier};
 use timebalance::pipeline::config::{LrDecay, TrainConfig};
 use timebalance::pipeline::learner::{FitSpec, fit};
@@ -151,6 +152,7 @@ fn memorise(root: &Path) -> Trained {
         components: &[],
         accuracy: true,
         log: &log,
+        disk: &Disk::new(),
     };
     let model = fit(model, &spec, train, valid).expect("training");
     let epoch = dir.join(format!("train/epoch-{EPOCHS}"));
@@ -190,7 +192,8 @@ fn a_small_set_is_memorised_and_eval_mode_agrees() {
     );
 
     // Saved and loaded back as the `eval` stage does, then run in eval mode.
-    let path = save_module(trained.model, &tmp.path().join("model.mpk")).expect("save");
+    let path =
+        save_module(&Disk::new(), trained.model, &tmp.path().join("model.mpk")).expect("save");
     let fresh = VideoClassifier::<Inner>::new(
         BackboneConfig::new(Arch::R3d18, WIDTH),
         CLASSES,

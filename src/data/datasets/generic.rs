@@ -83,7 +83,7 @@ fn parse_generic_list(
                 return Err(ctx.out_of_range(raw, 0, max));
             }
             Ok(VideoEntry {
-                path: root.join(rel.trim_end()),
+                path: ctx.inside(root, rel.trim_end())?,
                 label: raw as usize,
             })
         })
@@ -122,5 +122,52 @@ mod tests {
         write(r, "train.txt", "clips/c.mp4\n");
         let err = load_index(DatasetKind::Generic, r, 1).unwrap_err();
         assert!(err.to_string().contains("train.txt:1"), "{err}");
+    }
+
+    #[test]
+    fn entries_outside_the_root_are_errors_naming_file_and_line() {
+        let tmp = TempDir::new().unwrap();
+        let r = tmp.path().join("data");
+        std::fs::create_dir_all(r.join("clips")).unwrap();
+        write(
+            &r,
+            "test.txt",
+            "clips/d.mp4 0
+",
+        );
+        let outside = tmp.path().join("secret.mp4");
+        std::fs::write(&outside, b"x").unwrap();
+        for (entry, line) in [
+            ("../secret.mp4".to_string(), 2),
+            ("clips/../../secret.mp4".to_string(), 2),
+            (outside.display().to_string(), 2),
+        ] {
+            write(&r, "train.txt", &format!("clips/a.mp4 0\n{entry} 0\n"));
+            let err =
+                load_index_with(DatasetKind::Generic, &r, 1, ExistencePolicy::Keep).unwrap_err();
+            assert!(
+                matches!(&err, DatasetError::OutsideRoot { line: l, .. } if *l == line),
+                "{entry}: {err}"
+            );
+            assert!(err.to_string().contains("train.txt:2"), "{err}");
+        }
+        // A symbolic link inside the root that leads out is caught where the file exists.
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&outside, r.join("clips/link.mp4")).unwrap();
+            write(&r, "train.txt", "clips/link.mp4 0\n");
+            let err =
+                load_index_with(DatasetKind::Generic, &r, 1, ExistencePolicy::Keep).unwrap_err();
+            assert!(matches!(err, DatasetError::OutsideRoot { .. }), "{err}");
+        }
+        // A link that stays inside is fine.
+        #[cfg(unix)]
+        {
+            std::fs::write(r.join("clips/real.mp4"), b"x").unwrap();
+            std::os::unix::fs::symlink(r.join("clips/real.mp4"), r.join("clips/alias.mp4"))
+                .unwrap();
+            write(&r, "train.txt", "clips/alias.mp4 0\n");
+            load_index_with(DatasetKind::Generic, &r, 1, ExistencePolicy::Keep).unwrap();
+        }
     }
 }

@@ -84,10 +84,10 @@ fn parse_hmdb_file(
             return Err(ctx.malformed(EXPECTED));
         };
         let tag: u8 = tag.parse().map_err(|_| ctx.malformed(EXPECTED))?;
-        let entry = VideoEntry {
-            path: hmdb_video_path(videos, class, video),
-            label,
-        };
+        ctx.inside(videos, video)?;
+        let path = hmdb_video_path(videos, class, video);
+        ctx.resolves_inside(videos, &path, video)?;
+        let entry = VideoEntry { path, label };
         match tag {
             HMDB_TAG_UNUSED => {}
             HMDB_TAG_TRAIN => index.train.push(entry),

@@ -140,10 +140,11 @@ fn kinetics_entries(
             let label = *lookup
                 .get(row.label.as_str())
                 .ok_or_else(|| ctx.unknown_class(&row.label))?;
-            Ok(VideoEntry {
-                path: kinetics_video_path(dir, &row.label, &row.file_name),
-                label,
-            })
+            ctx.inside(dir, &row.label)?;
+            ctx.inside(dir, &row.file_name)?;
+            let path = kinetics_video_path(dir, &row.label, &row.file_name);
+            ctx.resolves_inside(dir, &path, &row.file_name)?;
+            Ok(VideoEntry { path, label })
         })
         .collect()
 }

@@ -55,7 +55,7 @@
 
 use std::fmt;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -240,6 +240,21 @@ pub enum DatasetError {
         /// Largest valid label as written in the file.
         max: i64,
     },
+    /// A listed video lies outside the dataset's directory (`..`, an absolute path, or a
+    /// symbolic link that leads out).
+    #[error(
+        "{file}:{line}: {entry:?} is outside the dataset directory {base}; entries must be relative paths inside it"
+    )]
+    OutsideRoot {
+        /// File being parsed.
+        file: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The entry as listed.
+        entry: String,
+        /// The directory it must stay in.
+        base: PathBuf,
+    },
     /// A CSV file could not be parsed.
     #[error("{file}: CSV error: {source}")]
     Csv {
@@ -351,6 +366,39 @@ impl LineCtx<'_> {
             file: self.file.to_path_buf(),
             line: self.line,
             class: class.to_string(),
+        }
+    }
+
+    /// `base/rel`, checked to stay inside `base`: `rel` is a relative path without `..`, and
+    /// where the file exists it resolves (symbolic links followed) inside `base` too.
+    fn inside(&self, base: &Path, rel: &str) -> Result<PathBuf> {
+        let plain = Path::new(rel)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if !plain || rel.is_empty() {
+            return Err(self.outside(base, rel));
+        }
+        let path = base.join(rel);
+        self.resolves_inside(base, &path, rel)?;
+        Ok(path)
+    }
+
+    /// An existing `path` must resolve inside `base` (`entry` names it in the error).
+    fn resolves_inside(&self, base: &Path, path: &Path, entry: &str) -> Result<()> {
+        if let (Ok(real), Ok(real_base)) = (path.canonicalize(), base.canonicalize())
+            && !real.starts_with(&real_base)
+        {
+            return Err(self.outside(base, entry));
+        }
+        Ok(())
+    }
+
+    fn outside(&self, base: &Path, entry: &str) -> DatasetError {
+        DatasetError::OutsideRoot {
+            file: self.file.to_path_buf(),
+            line: self.line,
+            entry: entry.to_string(),
+            base: base.to_path_buf(),
         }
     }
 

@@ -152,7 +152,7 @@ fn parse_ucf_line(
         folder_label.ok_or_else(|| ctx.unknown_class(folder))?
     };
     Ok(VideoEntry {
-        path: videos.join(rel),
+        path: ctx.inside(videos, rel)?,
         label,
     })
 }

@@ -7,7 +7,7 @@ use burn::data::dataset::Dataset;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::checkpoint::{load_module, save_module};
-use crate::data::tensors::{ClipBatcher, VideoClipDataset};
+use crate::data::tensors::ClipBatcher;
 use crate::model::{SslModel, VideoClassifier};
 use crate::pipeline::config::TrainConfig;
 use crate::pipeline::context::{MODEL_FILE, StageContext};
@@ -28,7 +28,9 @@ pub fn train_classifier<B: AutodiffBackend>(
     let dir = ctx.stage_dir(stage);
     let recipe = ctx.train_recipe();
     let items = ctx.data.items(videos, true);
-    let dataset = VideoClipDataset::new(items, recipe, seed)?.padded_to_batches(config.batch_size);
+    let dataset = ctx
+        .clip_dataset(items, recipe, seed)?
+        .padded_to_batches(config.batch_size);
     let iterations = dataset.len() / config.batch_size;
     let train = ctx.loader(ClipBatcher, dataset, config.batch_size, Some(seed), device);
     let valid = ctx.no_validation::<B::InnerBackend>(recipe, device)?;
@@ -40,9 +42,10 @@ pub fn train_classifier<B: AutodiffBackend>(
         components: &[],
         accuracy: true,
         log: ctx.log,
+        disk: ctx.disk,
     };
     let trained = fit(model, &spec, train, valid)?;
-    save_module(trained, &dir.join(MODEL_FILE))?;
+    save_module(ctx.disk, trained, &dir.join(MODEL_FILE))?;
     Ok(())
 }
 

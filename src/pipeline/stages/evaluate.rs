@@ -13,7 +13,7 @@ use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
 use super::score::{VideoScore, read_scores};
-use crate::checkpoint::{load_module, write_atomic};
+use crate::checkpoint::load_module;
 use crate::data::clips::ClipRecipe;
 use crate::data::loader::LoaderItem;
 use crate::data::synth::Family;
@@ -90,11 +90,7 @@ pub fn evaluate<B: Backend>(ctx: &StageContext<'_>, device: &B::Device) -> Resul
         .iter()
         .map(|t| (t.path.clone(), Some(t.label)))
         .collect();
-    let dataset = Arc::new(VideoClipDataset::new(
-        items,
-        recipe,
-        ctx.seed(seed_offset::EVAL),
-    )?);
+    let dataset = Arc::new(ctx.clip_dataset(items, recipe, ctx.seed(seed_offset::EVAL))?);
     let loader = ctx.loader(
         ClipBatcher,
         SharedDataset(dataset.clone()),
@@ -133,7 +129,8 @@ pub fn evaluate<B: Backend>(ctx: &StageContext<'_>, device: &B::Device) -> Resul
     };
     let report = build_report(ctx, &models, &probabilities, scores.as_deref(), skipped);
     let path = ctx.dir.join(METRICS_FILE);
-    write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    ctx.disk
+        .write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     Ok(path)
 }
 

@@ -8,7 +8,7 @@ use burn::tensor::backend::AutodiffBackend;
 use crate::checkpoint::save_module;
 use crate::data::clips::ClipRecipe;
 use crate::data::sampling::SslGeometry;
-use crate::data::tensors::{ClipBatcher, VideoClipDataset};
+use crate::data::tensors::ClipBatcher;
 use crate::model::SslModel;
 use crate::pipeline::context::{MODEL_FILE, StageContext, seed_offset};
 use crate::pipeline::learner::{FitSpec, fit};
@@ -35,7 +35,8 @@ pub fn pretrain<B: AutodiffBackend>(
         augment: d.ssl_augment.config(d.hflip),
     };
     let seed = ctx.seed(seed_offset::PRETRAIN + teacher as u64 * 10);
-    let dataset = VideoClipDataset::new(ctx.data.items(&all, false), recipe, seed)?
+    let dataset = ctx
+        .clip_dataset(ctx.data.items(&all, false), recipe, seed)?
         .padded_to_batches(c.batch_size);
     let iterations = dataset.len() / c.batch_size;
     B::seed(device, seed);
@@ -56,8 +57,9 @@ pub fn pretrain<B: AutodiffBackend>(
         components: teacher.components(),
         accuracy: false,
         log: ctx.log,
+        disk: ctx.disk,
     };
     let trained = fit(model, &spec, train, valid)?;
-    save_module(trained.model, &dir.join(MODEL_FILE))?;
+    save_module(ctx.disk, trained.model, &dir.join(MODEL_FILE))?;
     Ok(())
 }

@@ -21,12 +21,11 @@ use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::load_module;
-use crate::checkpoint::write_atomic;
 use crate::data::clips::ClipRecipe;
 use crate::data::datasets::VideoEntry;
 use crate::data::loader::LoaderItem;
 use crate::data::synth::Family;
-use crate::data::tensors::{ClipBatcher, VideoClipDataset};
+use crate::data::tensors::ClipBatcher;
 use crate::loss::cross_entropy;
 use crate::model::{Backbone, Features, SslModel};
 use crate::pipeline::accuracy::{Accuracy, FamilyAccuracy, accuracy};
@@ -181,7 +180,7 @@ fn features<B: Backend>(
         .iter()
         .map(|e| (e.path.clone(), Some(e.label)))
         .collect();
-    let dataset = VideoClipDataset::new(items, recipe, 0)?;
+    let dataset = ctx.clip_dataset(items, recipe, 0)?;
     let loader = ctx.loader(
         ClipBatcher,
         dataset,
@@ -298,6 +297,7 @@ fn probe_backbone<B: AutodiffBackend>(
         components: &[],
         accuracy: true,
         log: ctx.log,
+        disk: ctx.disk,
     };
     let trained = fit(model, &spec, loader, valid)?;
     let on_test = probe_accuracy(&trained, &test, classes, device)?;
@@ -384,7 +384,7 @@ pub fn probe<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) -> 
     }
     let dir = ctx.stage_dir(Stage::Probe);
     std::fs::create_dir_all(&dir)?;
-    write_atomic(
+    ctx.disk.write_atomic(
         &dir.join(PROBE_FILE),
         serde_json::to_string_pretty(&serde_json::Value::Object(results))?.as_bytes(),
     )?;

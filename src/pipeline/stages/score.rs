@@ -9,9 +9,10 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{load_module, write_atomic};
+use crate::checkpoint::load_module;
 use crate::data::clips::ClipRecipe;
-use crate::data::tensors::{ClipBatcher, VideoClipDataset};
+use crate::data::tensors::ClipBatcher;
+use crate::disk::Disk;
 use crate::model::SslModel;
 use crate::pipeline::context::{SCORES_FILE, StageContext, host_values, seed_offset};
 use crate::pipeline::stage::Stage;
@@ -48,7 +49,7 @@ pub fn score<B: Backend>(ctx: &StageContext<'_>, device: &B::Device) -> Result<u
         out_size: d.size,
     };
     let all: Vec<usize> = (0..ctx.data.train.len()).collect();
-    let dataset = VideoClipDataset::new(
+    let dataset = ctx.clip_dataset(
         ctx.data.items(&all, true),
         recipe,
         ctx.seed(seed_offset::SCORE),
@@ -89,7 +90,7 @@ pub fn score<B: Backend>(ctx: &StageContext<'_>, device: &B::Device) -> Result<u
     }
     let dir = ctx.stage_dir(Stage::Score);
     std::fs::create_dir_all(&dir)?;
-    write_scores(&dir.join(SCORES_FILE), scores.values())?;
+    write_scores(ctx.disk, &dir.join(SCORES_FILE), scores.values())?;
     if scores.len() < total {
         ctx.log.line(&format!(
             "[score] {} unreadable videos have no score (the mean score stands in)",
@@ -101,7 +102,11 @@ pub fn score<B: Backend>(ctx: &StageContext<'_>, device: &B::Device) -> Result<u
 
 const SCORES_HEADER: &str = "video\tlabel\tscore\tinvariant\tdistinctive";
 
-fn write_scores<'a>(path: &Path, scores: impl Iterator<Item = &'a VideoScore>) -> Result<()> {
+fn write_scores<'a>(
+    disk: &Disk,
+    path: &Path,
+    scores: impl Iterator<Item = &'a VideoScore>,
+) -> Result<()> {
     let mut text = format!("{SCORES_HEADER}\n");
     for s in scores {
         text.push_str(&format!(
@@ -109,7 +114,7 @@ fn write_scores<'a>(path: &Path, scores: impl Iterator<Item = &'a VideoScore>) -
             s.video, s.label, s.score, s.invariant, s.distinctive
         ));
     }
-    write_atomic(path, text.as_bytes())
+    disk.write_atomic(path, text.as_bytes())
 }
 
 /// Read the score cache written by [`score`].

@@ -13,7 +13,6 @@ use super::score::read_scores;
 use super::student_data::{StudentBatcher, StudentDataset};
 use crate::checkpoint::{load_module, save_module};
 use crate::data::loader::LoaderItem;
-use crate::data::tensors::VideoClipDataset;
 use crate::model::VideoClassifier;
 use crate::pipeline::config::{StudentEpoch, StudentInit};
 use crate::pipeline::context::{MODEL_FILE, SCORES_FILE, StageContext, seed_offset};
@@ -91,8 +90,8 @@ pub fn student<B: AutodiffBackend>(
     }
     let recipe = ctx.train_recipe();
     let (labeled, unlabeled) = (
-        VideoClipDataset::new(ctx.data.items(&p.labeled, true), recipe, seed)?,
-        VideoClipDataset::new(ctx.data.items(&p.unlabeled, false), recipe, seed + 1)?,
+        ctx.clip_dataset(ctx.data.items(&p.labeled, true), recipe, seed)?,
+        ctx.clip_dataset(ctx.data.items(&p.unlabeled, false), recipe, seed + 1)?,
     );
     // The set that defines the epoch is padded to whole batches.
     let (labeled, unlabeled) = match c.epoch {
@@ -109,8 +108,8 @@ pub fn student<B: AutodiffBackend>(
     let iterations = dataset.len() / c.batch_size;
     let train = ctx.loader(StudentBatcher, dataset, c.batch_size, Some(seed), device);
     let empty = StudentDataset::new(
-        VideoClipDataset::new(Vec::<LoaderItem>::new(), recipe, 0)?,
-        VideoClipDataset::new(Vec::<LoaderItem>::new(), recipe, 0)?,
+        ctx.clip_dataset(Vec::<LoaderItem>::new(), recipe, 0)?,
+        ctx.clip_dataset(Vec::<LoaderItem>::new(), recipe, 0)?,
         Vec::new(),
         Vec::new(),
         c.epoch,
@@ -134,8 +133,9 @@ pub fn student<B: AutodiffBackend>(
         components: &["ce", "distill_labeled", "distill_unlabeled"],
         accuracy: true,
         log: ctx.log,
+        disk: ctx.disk,
     };
     let trained = fit(model, &spec, train, valid)?;
-    save_module(trained.student, &dir.join(MODEL_FILE))?;
+    save_module(ctx.disk, trained.student, &dir.join(MODEL_FILE))?;
     Ok(())
 }
