@@ -112,6 +112,39 @@ fn every_stage_runs_and_metrics_have_every_row() {
     ] {
         assert!(dir.join(stage).join("model.mpk").is_file(), "{stage} model");
     }
+    // The per-epoch table pandas reads: a row per epoch with every metric.
+    let csv = std::fs::read_to_string(dir.join("baseline/metrics.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    for column in [
+        "epoch",
+        "split",
+        "Loss",
+        "Accuracy",
+        "Learning Rate",
+        "ClipsPerSecond",
+    ] {
+        assert!(rows[0].split(',').any(|c| c == column), "{column}: {csv}");
+    }
+    assert!(rows[1].starts_with("1,train,"), "{csv}");
+    // Burn's application log: each training stage's records in its own directory (burn-train's
+    // own logger put every stage's into the first stage's file).
+    for stage in [
+        "pretrain_invariant",
+        "pretrain_distinctive",
+        "finetune_invariant",
+        "student",
+        "baseline",
+    ] {
+        let path = dir.join(stage).join("experiment.log");
+        let log =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            log.contains("Executing training step for epoch 1"),
+            "{}:\n{log}",
+            path.display()
+        );
+    }
     // burn-train's per-epoch metric logs: every loss component, accuracy, lr, throughput.
     for (stage, metric) in [
         ("pretrain_invariant", "global"),
@@ -329,6 +362,15 @@ fn a_killed_stage_resumes_from_its_checkpoint() {
             assert_eq!(lines, RESUME_ITERATIONS, "{}", f.display());
         }
     }
+    // metrics.csv keeps the killed attempt's finished epochs and adds the resumed ones: one row
+    // per epoch.
+    let csv = std::fs::read_to_string(stage_dir.join("metrics.csv")).unwrap();
+    let epochs: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(epochs, ["1", "2", "3", "4", "5", "6"], "{csv}");
 }
 
 #[test]

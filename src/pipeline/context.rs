@@ -10,6 +10,7 @@ use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use burn::tensor::backend::Backend;
 
+use super::burn_log::BurnLog;
 use super::config::ExperimentConfig;
 use super::runlog::RunLog;
 use super::stage::Stage;
@@ -100,6 +101,8 @@ pub struct StageContext<'a> {
     pub log: &'a RunLog,
     /// Where every file the run relies on is written.
     pub disk: &'a Disk,
+    /// The run's sink for Burn's application log.
+    pub burn_log: &'a BurnLog,
     /// The videos this stage's datasets skipped (unreadable).
     pub skips: SkipLog,
 }

@@ -31,8 +31,9 @@ use burn::train::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::burn_log::{BURN_LOG_FILE, BurnLog, StageLogInstaller};
 use super::config::{LOSS_THRESHOLDS, LrDecay, Optimisation, PLATEAU_FACTOR, PLATEAU_PATIENCE};
-use super::metric_files::MetricFiles;
+use super::metric_files::{LATEST_VALUE_METRICS, MetricFiles};
 use super::runlog::RunLog;
 use super::train_metrics::{StatMetric, StepOutput, ThroughputMetric};
 use crate::checkpoint::ModelBytesRecorder;
@@ -54,6 +55,9 @@ const CHECKPOINT_PARTS: [&str; 3] = ["model", "optim", "scheduler"];
 pub struct AtomicRecorder {
     inner: NamedMpkFileRecorder<FullPrecisionSettings>,
     disk: Disk,
+    /// The first failed write, said plainly: burn-train passes the error on wrapped in its
+    /// own debug formatting (`Recorder error: Unknown("…")`).
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 impl<B: Backend> Recorder<B> for AtomicRecorder {
@@ -66,9 +70,12 @@ impl<B: Backend> Recorder<B> for AtomicRecorder {
         let extension = <Self as FileRecorder<B>>::file_extension();
         let final_path = file.with_extension(extension);
         let bytes = Recorder::<B>::save_item(&ModelBytesRecorder::new(), item, ())?;
-        self.disk
-            .write_atomic(&final_path, &bytes)
-            .map_err(|e| RecorderError::Unknown(format!("{e:#}")))
+        self.disk.write_atomic(&final_path, &bytes).map_err(|e| {
+            if let Ok(mut first) = self.failure.lock() {
+                first.get_or_insert_with(|| e.to_string());
+            }
+            RecorderError::Unknown(format!("{e:#}"))
+        })
     }
 
     fn load_item<I: DeserializeOwned>(&self, file: &mut PathBuf) -> Result<I, RecorderError> {
@@ -318,9 +325,6 @@ pub fn latest_checkpoint(stage_dir: &Path) -> Option<usize> {
         .max()
 }
 
-/// Metrics shown as their latest value rather than the epoch's mean.
-const LATEST_VALUE_METRICS: [&str; 1] = ["Learning Rate"];
-
 /// Prints one line every `LOG_INTERVAL` (10 s) and one at each epoch's end, and appends them
 /// to the run's log — what a CI log or `nohup` file wants instead of a TUI. Values are means over
 /// the epoch so far (burn-train hands renderers per-batch values), the learning rate its
@@ -464,6 +468,8 @@ pub struct FitSpec<'a> {
     pub log: &'a RunLog,
     /// Where checkpoints are written.
     pub disk: &'a Disk,
+    /// The run's sink for Burn's application log (pointed at `dir/experiment.log`).
+    pub burn_log: &'a BurnLog,
 }
 
 /// Train `model` with burn-train's `Learner` (Adam, [`WarmupSchedule`]), checkpointing every
@@ -504,18 +510,25 @@ where
 
     let interrupter = Interrupter::new();
     let resume = latest_checkpoint(spec.dir);
+    let recorder = AtomicRecorder {
+        inner: NamedMpkFileRecorder::default(),
+        disk: spec.disk.clone(),
+        failure: Arc::default(),
+    };
+    let checkpoint_failure = recorder.failure.clone();
     let mut training = SupervisedTraining::new(spec.dir, train, valid)
         .with_interrupter(interrupter.clone())
+        .with_application_logger(Some(Box::new(StageLogInstaller {
+            sink: spec.burn_log.clone(),
+            path: spec.dir.join(BURN_LOG_FILE),
+        })))
         .with_metric_logger(MetricFiles::new(
             spec.dir,
             resume.map_or(1, |epoch| epoch + 1),
             spec.disk.clone(),
             interrupter.clone(),
         ))
-        .with_file_checkpointer(AtomicRecorder {
-            inner: NamedMpkFileRecorder::default(),
-            disk: spec.disk.clone(),
-        })
+        .with_file_checkpointer(recorder)
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(CHECKPOINTS_KEPT))
         .num_epochs(o.epochs())
         .metric_train_numeric(LearningRateMetric::new())
@@ -545,8 +558,9 @@ where
     // Burn ends training early, and returns normally, when a checkpoint cannot be written or
     // the user quits the TUI: such a stage is not complete.
     if interrupter.should_stop() {
-        let reason = interrupter
-            .get_message()
+        let written = checkpoint_failure.lock().ok().and_then(|f| f.clone());
+        let reason = written
+            .or_else(|| interrupter.get_message())
             .unwrap_or_else(|| "no reason given".to_string());
         bail!(
             "[{}] training stopped before its last epoch: {reason}",

@@ -8,8 +8,12 @@
 //! - the files an epoch writes are started afresh the first time this process writes them, so a
 //!   resumed epoch replaces what a killed attempt left there;
 //! - every write goes through the run's [`Disk`], so tests can make one fail.
+//!
+//! It also keeps `STAGE/metrics.csv`: a row per epoch and split (`epoch,split,` then every
+//! metric: the epoch's mean, the learning rate's last value), rewritten atomically at each
+//! epoch's end and kept across resumes — what pandas reads with `pd.read_csv`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,6 +27,13 @@ use crate::disk::{Disk, WriteError};
 
 /// Prefix of an epoch's directory (burn-train's).
 const EPOCH_PREFIX: &str = "epoch-";
+/// The per-epoch table in a stage directory.
+pub const METRICS_CSV: &str = "metrics.csv";
+/// Metrics reported as their latest value rather than the epoch's mean.
+pub const LATEST_VALUE_METRICS: [&str; 1] = ["Learning Rate"];
+
+/// Rows of `metrics.csv`: (epoch, split) → metric → value.
+type Table = BTreeMap<(usize, String), BTreeMap<String, f64>>;
 
 /// A [`MetricLogger`] writing burn-train's file layout under a stage directory.
 pub struct MetricFiles {
@@ -35,6 +46,10 @@ pub struct MetricFiles {
     /// The epoch each split is in (`Split` as text → epoch), counted from `first_epoch`.
     epochs: HashMap<String, usize>,
     first_epoch: usize,
+    /// The current epoch's values per split (split → metric → running mean or latest value).
+    current: HashMap<String, BTreeMap<String, f64>>,
+    /// Every finished epoch's row (the rows of earlier attempts read back on resume).
+    table: Table,
     /// A write failed: training was told to stop, nothing more is written.
     failed: bool,
 }
@@ -43,6 +58,9 @@ impl MetricFiles {
     /// Files under `dir` for training that starts at `first_epoch` (1, or the epoch after the
     /// checkpoint it resumes from); a failed write stops training through `interrupter`.
     pub fn new(dir: &Path, first_epoch: usize, disk: Disk, interrupter: Interrupter) -> Self {
+        // Rows of epochs this run does not redo; an unreadable table starts afresh.
+        let mut table = read_table(&dir.join(METRICS_CSV)).unwrap_or_default();
+        table.retain(|(epoch, _), _| *epoch < first_epoch);
         Self {
             dir: dir.to_path_buf(),
             disk,
@@ -51,6 +69,8 @@ impl MetricFiles {
             open: HashMap::new(),
             epochs: HashMap::new(),
             first_epoch,
+            current: HashMap::new(),
+            table,
             failed: false,
         }
     }
@@ -66,6 +86,36 @@ impl MetricFiles {
         split_dir
             .join(format!("{EPOCH_PREFIX}{epoch}"))
             .join(format!("{}.log", name.replace(' ', "_")))
+    }
+
+    /// Stop training after a failed write (once), with the error as the reason.
+    fn fail(&mut self, error: &WriteError) {
+        if !self.failed {
+            self.failed = true;
+            self.interrupter.stop(Some(&error.to_string()));
+        }
+    }
+
+    /// Rewrite `metrics.csv` from [`Self::table`].
+    fn write_table(&self) -> anyhow::Result<()> {
+        let mut names: Vec<&String> = self.table.values().flat_map(|row| row.keys()).collect();
+        names.sort();
+        names.dedup();
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        let mut header = vec!["epoch", "split"];
+        header.extend(names.iter().map(|n| n.as_str()));
+        csv.write_record(&header)?;
+        for ((epoch, split), row) in &self.table {
+            let mut record = vec![epoch.to_string(), split.clone()];
+            record.extend(
+                names
+                    .iter()
+                    .map(|n| row.get(*n).map(|v| v.to_string()).unwrap_or_default()),
+            );
+            csv.write_record(&record)?;
+        }
+        let bytes = csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.disk.write_atomic(&self.dir.join(METRICS_CSV), &bytes)
     }
 
     fn write(&mut self, path: PathBuf, value: &str) -> std::io::Result<()> {
@@ -90,6 +140,17 @@ impl MetricLogger for MetricFiles {
             .epochs
             .entry(split.to_string())
             .or_insert(self.first_epoch);
+        let values = self.current.entry(split.to_string()).or_default();
+        for numeric in &update.entries_numeric {
+            if let Some(name) = self.names.get(&numeric.entry.metric_id) {
+                let value = if LATEST_VALUE_METRICS.contains(&name.as_str()) {
+                    numeric.numeric_entry.current()
+                } else {
+                    numeric.running_entry.current()
+                };
+                values.insert(name.clone(), value);
+            }
+        }
         let entries = update
             .entries
             .iter()
@@ -103,9 +164,7 @@ impl MetricLogger for MetricFiles {
             };
             let path = Self::path(&self.dir, name, epoch, split);
             if let Err(e) = self.write(path.clone(), &entry.serialized_entry.serialized) {
-                self.failed = true;
-                self.interrupter
-                    .stop(Some(&WriteError::new(&path, None, e).to_string()));
+                self.fail(&WriteError::new(&path, None, e));
             }
         }
     }
@@ -132,11 +191,47 @@ impl MetricLogger for MetricFiles {
         self.names.insert(definition.metric_id, definition.name);
     }
 
+    /// `summary.epoch_number` is the Learner's own epoch (right after a resume too).
     fn log_epoch_summary(&mut self, summary: EpochSummary) {
-        self.epochs
-            .insert(summary.split.to_string(), summary.epoch_number + 1);
+        let split = summary.split.to_string();
+        self.epochs.insert(split.clone(), summary.epoch_number + 1);
         self.open.clear();
+        if let Some(values) = self.current.remove(&split)
+            && !values.is_empty()
+            && !self.failed
+        {
+            self.table.insert((summary.epoch_number, split), values);
+            if let Err(e) = self.write_table() {
+                let path = self.dir.join(METRICS_CSV);
+                let error = match e.downcast::<WriteError>() {
+                    Ok(w) => w,
+                    Err(other) => WriteError::new(&path, None, std::io::Error::other(other)),
+                };
+                self.fail(&error);
+            }
+        }
     }
+}
+
+/// The rows of a `metrics.csv` written by [`MetricFiles`].
+pub fn read_table(path: &Path) -> anyhow::Result<Table> {
+    let mut reader = csv::Reader::from_path(path)?;
+    let header: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
+    let mut table = Table::new();
+    for record in reader.records() {
+        let record = record?;
+        let epoch: usize = record.get(0).unwrap_or_default().parse()?;
+        let split = record.get(1).unwrap_or_default().to_string();
+        let row = header
+            .iter()
+            .zip(record.iter())
+            .skip(2)
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(n, v)| Ok((n.clone(), v.parse::<f64>()?)))
+            .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
+        table.insert((epoch, split), row);
+    }
+    Ok(table)
 }
 
 #[cfg(test)]

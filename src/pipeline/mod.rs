@@ -5,8 +5,8 @@
 //! - settings: [`config`] (the experiment TOML; [`extends`]: files built on a base), [`augment_settings`], [`checks`] (a claim
 //!   experiment's prerequisites), [`registry`] (the built-in experiments);
 //! - training machinery: [`train_steps`] (Burn `TrainStep`s of the three objectives),
-//!   [`train_metrics`] (what the Learner logs), [`learner`] (`fit`), [`accuracy`] (test-set
-//!   metrics);
+//!   [`train_metrics`] (what the Learner logs), [`metric_files`] and [`burn_log`] (where it
+//!   goes), [`learner`] (`fit`), [`accuracy`] (test-set metrics);
 //! - [`stage`] (the stage type, its directory names and inputs), [`drift`] (what a changed
 //!   configuration makes stale), [`lock`] (one command per run directory), [`context`] (what a
 //!   stage works with);
@@ -21,6 +21,7 @@
 #[cfg(feature = "video")]
 pub mod accuracy;
 pub mod augment_settings;
+pub mod burn_log;
 pub mod checks;
 pub mod config;
 #[cfg(feature = "video")]

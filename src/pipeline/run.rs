@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
 
+use super::burn_log::BurnLog;
 use super::config::{DataSource, ExperimentConfig};
 use super::context::{CONFIG_FILE, DONE_FILE, LABELED_FILE, LOG_FILE, PreparedData, StageContext};
 use super::drift;
@@ -99,6 +100,7 @@ pub struct PreparedRun {
     log: RunLog,
     stages: Vec<Stage>,
     disk: Disk,
+    burn_log: BurnLog,
     /// Held until the run ends: one command per run directory.
     _lock: RunLock,
 }
@@ -154,6 +156,7 @@ pub fn prepare_run(opts: &RunOptions) -> Result<PreparedRun> {
         log,
         stages,
         disk,
+        burn_log: BurnLog::default(),
         _lock: lock,
     })
 }
@@ -356,6 +359,7 @@ impl BackendTask for PreparedRun {
                 dir: &self.dir,
                 log: &self.log,
                 disk: &self.disk,
+                burn_log: &self.burn_log,
                 skips: SkipLog::default(),
             };
             let name = stage.name();

@@ -27,6 +27,7 @@ use timebalance::data::synth::{SynthConfig, generate};
 use timebalance::data::tensors::{ClipBatcher, VideoClipDataset};
 use timebalance::disk::Disk;
 use timebalance::model::{Arch, BackboneConfig, VideoClassifier};
+use timebalance::pipeline::burn_log::BurnLog;
 use timebalance::pipeline::config::{LrDecay, TrainConfig};
 use timebalance::pipeline::learner::{FitSpec, fit};
 use timebalance::pipeline::runlog::RunLog;
@@ -153,6 +154,7 @@ fn memorise(root: &Path) -> Trained {
         accuracy: true,
         log: &log,
         disk: &Disk::new(),
+        burn_log: &BurnLog::default(),
     };
     let model = fit(model, &spec, train, valid).expect("training");
     let epoch = dir.join(format!("train/epoch-{EPOCHS}"));

@@ -43,6 +43,7 @@ pub fn train_classifier<B: AutodiffBackend>(
         accuracy: true,
         log: ctx.log,
         disk: ctx.disk,
+        burn_log: ctx.burn_log,
     };
     let trained = fit(model, &spec, train, valid)?;
     save_module(ctx.disk, trained, &dir.join(MODEL_FILE))?;

@@ -58,6 +58,7 @@ pub fn pretrain<B: AutodiffBackend>(
         accuracy: false,
         log: ctx.log,
         disk: ctx.disk,
+        burn_log: ctx.burn_log,
     };
     let trained = fit(model, &spec, train, valid)?;
     save_module(ctx.disk, trained.model, &dir.join(MODEL_FILE))?;

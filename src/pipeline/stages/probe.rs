@@ -298,6 +298,7 @@ fn probe_backbone<B: AutodiffBackend>(
         accuracy: true,
         log: ctx.log,
         disk: ctx.disk,
+        burn_log: ctx.burn_log,
     };
     let trained = fit(model, &spec, loader, valid)?;
     let on_test = probe_accuracy(&trained, &test, classes, device)?;

@@ -134,6 +134,7 @@ pub fn student<B: AutodiffBackend>(
         accuracy: true,
         log: ctx.log,
         disk: ctx.disk,
+        burn_log: ctx.burn_log,
     };
     let trained = fit(model, &spec, train, valid)?;
     save_module(ctx.disk, trained.student, &dir.join(MODEL_FILE))?;
