@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use super::{
-    DatasetError, DatasetIndex, Result, VideoEntry, content_lines, line_contexts, read_list,
+    DatasetError, DatasetIndex, ListRoot, Result, VideoEntry, content_lines, line_contexts,
+    read_list,
 };
 
 /// Generic format: training list.
@@ -71,6 +72,7 @@ fn parse_generic_list(
 ) -> Result<Vec<VideoEntry>> {
     const EXPECTED: &str = "`<relative path> <0-based integer label>`";
     let text = read_list(file, what)?;
+    let root = ListRoot::new(root);
     line_contexts(file, &text)
         .map(|ctx| {
             let (rel, label) = ctx
@@ -83,7 +85,7 @@ fn parse_generic_list(
                 return Err(ctx.out_of_range(raw, 0, max));
             }
             Ok(VideoEntry {
-                path: ctx.inside(root, rel.trim_end())?,
+                path: ctx.inside(&root, rel.trim_end())?,
                 label: raw as usize,
             })
         })

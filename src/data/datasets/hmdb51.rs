@@ -8,7 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{
-    DatasetError, DatasetIndex, Result, VideoEntry, line_contexts, read_list, subdir_or_root,
+    DatasetError, DatasetIndex, ListRoot, Result, VideoEntry, line_contexts, read_list,
+    subdir_or_root,
 };
 
 /// Candidate HMDB51 split-file folders, in lookup order (root is the fallback).
@@ -78,15 +79,16 @@ fn parse_hmdb_file(
 ) -> Result<()> {
     const EXPECTED: &str = "`<video>.avi <0|1|2>`";
     let text = read_list(file, "HMDB51 split")?;
+    let root = ListRoot::new(videos);
     for ctx in line_contexts(file, &text) {
         let tokens: Vec<&str> = ctx.content.split_whitespace().collect();
         let [video, tag] = tokens.as_slice() else {
             return Err(ctx.malformed(EXPECTED));
         };
         let tag: u8 = tag.parse().map_err(|_| ctx.malformed(EXPECTED))?;
-        ctx.inside(videos, video)?;
+        ctx.relative(&root, video)?;
         let path = hmdb_video_path(videos, class, video);
-        ctx.resolves_inside(videos, &path, video)?;
+        ctx.resolves_inside(&root, &path, video)?;
         let entry = VideoEntry { path, label };
         match tag {
             HMDB_TAG_UNUSED => {}

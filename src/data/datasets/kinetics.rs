@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use super::{DatasetError, DatasetIndex, LineCtx, Result, VideoEntry, subdir_or_root};
+use super::{DatasetError, DatasetIndex, LineCtx, ListRoot, Result, VideoEntry, subdir_or_root};
 
 /// Kinetics annotation sub-folder, if present.
 const K400_ANNOTATION_DIR: &str = "annotations";
@@ -130,6 +130,7 @@ fn kinetics_entries(
     dir: &Path,
     lookup: &HashMap<&str, usize>,
 ) -> Result<Vec<VideoEntry>> {
+    let root = ListRoot::new(dir);
     rows.iter()
         .map(|row| {
             let ctx = LineCtx {
@@ -140,10 +141,10 @@ fn kinetics_entries(
             let label = *lookup
                 .get(row.label.as_str())
                 .ok_or_else(|| ctx.unknown_class(&row.label))?;
-            ctx.inside(dir, &row.label)?;
-            ctx.inside(dir, &row.file_name)?;
+            ctx.relative(&root, &row.label)?;
+            ctx.relative(&root, &row.file_name)?;
             let path = kinetics_video_path(dir, &row.label, &row.file_name);
-            ctx.resolves_inside(dir, &path, &row.file_name)?;
+            ctx.resolves_inside(&root, &path, &row.file_name)?;
             Ok(VideoEntry { path, label })
         })
         .collect()

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::{
-    DatasetError, DatasetIndex, LineCtx, Result, VideoEntry, line_contexts, read_list,
+    DatasetError, DatasetIndex, LineCtx, ListRoot, Result, VideoEntry, line_contexts, read_list,
     subdir_or_root,
 };
 
@@ -110,14 +110,15 @@ fn parse_ucf_list(
         "UCF101 test"
     };
     let text = read_list(file, what)?;
+    let root = ListRoot::new(videos);
     line_contexts(file, &text)
-        .map(|ctx| parse_ucf_line(&ctx, videos, lookup, num_classes, has_label))
+        .map(|ctx| parse_ucf_line(&ctx, &root, lookup, num_classes, has_label))
         .collect()
 }
 
 fn parse_ucf_line(
     ctx: &LineCtx<'_>,
-    videos: &Path,
+    videos: &ListRoot,
     lookup: &ClassLookup,
     num_classes: usize,
     has_label: bool,
