@@ -13,7 +13,7 @@ use burn::train::TrainStep;
 
 use crate::data::batch::ClipTensors;
 use crate::data::sampling::SSL_CLIPS;
-use crate::device::BackendTask;
+use crate::device::{BackendTask, DeviceSpec, dispatch};
 use crate::loss::StudentWeights;
 use crate::loss::cross_entropy;
 use crate::model::SslModel;
@@ -84,6 +84,16 @@ pub fn median(values: &[f64]) -> f64 {
         v[n / 2]
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+impl ModelBench {
+    /// Run on the backend `device` names. Not generic: the benchmark is monomorphised for
+    /// every compiled backend once, here in the library, and the binary and the integration
+    /// tests link that copy (with shared generics, at the test profile's opt-level) instead of
+    /// compiling it again each.
+    pub fn run_on(self, device: DeviceSpec) -> Result<BenchTimes> {
+        dispatch(device, self)
     }
 }
 

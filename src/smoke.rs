@@ -7,7 +7,7 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, ElementConversion, Int, Tensor, TensorData};
 
-use crate::device::BackendTask;
+use crate::device::{BackendTask, DeviceSpec, dispatch};
 use crate::loss::cross_entropy;
 use crate::model::{Arch, BackboneConfig, VideoClassifier};
 
@@ -19,6 +19,16 @@ const SMOKE_SEED: u64 = 0;
 
 pub struct SmokeRun {
     pub steps: usize,
+}
+
+impl SmokeRun {
+    /// Run on the backend `device` names. Not generic: the task is monomorphised for
+    /// every compiled backend once, here in the library, and the binary and the integration
+    /// tests link that copy (with shared generics, at the test profile's opt-level) instead of
+    /// compiling it again each.
+    pub fn run_on(self, device: DeviceSpec) -> Result<String> {
+        dispatch(device, self)
+    }
 }
 
 impl BackendTask for SmokeRun {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::checkpoint::save_module;
-use crate::device::BackendTask;
+use crate::device::{BackendTask, DeviceSpec, dispatch};
 use crate::disk::Disk;
 use crate::model::import::{HeadPolicy, KeyLayout, load_pytorch_weights};
 use crate::model::{BackboneConfig, VideoClassifier};
@@ -18,6 +18,16 @@ pub struct ImportTask {
     pub classes: usize,
     pub layout: KeyLayout,
     pub out: PathBuf,
+}
+
+impl ImportTask {
+    /// Run on the backend `device` names. Not generic: the task is monomorphised for
+    /// every compiled backend once, here in the library, and the binary and the integration
+    /// tests link that copy (with shared generics, at the test profile's opt-level) instead of
+    /// compiling it again each.
+    pub fn run_on(self, device: DeviceSpec) -> Result<PathBuf> {
+        dispatch(device, self)
+    }
 }
 
 impl BackendTask for ImportTask {

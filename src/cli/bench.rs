@@ -13,7 +13,7 @@ use timebalance::bench::{BenchMode, ModelBench};
 use timebalance::commands;
 #[cfg(feature = "video")]
 use timebalance::data::clips::ClipRecipe;
-use timebalance::device::{DeviceSpec, dispatch};
+use timebalance::device::DeviceSpec;
 use timebalance::model::{Arch, BackboneConfig, FULL_WIDTH};
 use timebalance::ops::ConvAlgorithm;
 use timebalance::pipeline::TeacherKind;
@@ -131,7 +131,7 @@ pub fn run(what: BenchCommand) -> Result<()> {
         iters: args.iters,
         warmup: args.warmup,
     };
-    let times = dispatch(args.device, task).context("running the benchmark")?;
+    let times = task.run_on(args.device).context("running the benchmark")?;
     for (i, s) in times.seconds.iter().enumerate() {
         println!("iter {i}: {s:.4} s");
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use timebalance::device::{DeviceSpec, dispatch};
+use timebalance::device::DeviceSpec;
 use timebalance::pipeline::{RunOptions, Stage, prepare_run};
 
 /// Which experiment, where, on which device.
@@ -40,8 +40,7 @@ impl RunArgs {
             stages,
             force: self.force,
         };
-        // Dispatched here, so that the stages are compiled once per backend, in the binary.
-        let dir = dispatch(opts.device, prepare_run(&opts)?)?;
+        let dir = prepare_run(&opts)?.run_on(opts.device)?;
         println!("run directory: {}", dir.display());
         Ok(())
     }

@@ -23,7 +23,7 @@ use bench::BenchCommand;
 use data::DataCommand;
 #[cfg(feature = "video")]
 use experiment::RunArgs;
-use timebalance::device::{DeviceSpec, compiled_devices, dispatch};
+use timebalance::device::{DeviceSpec, compiled_devices};
 #[cfg(feature = "video")]
 use timebalance::names::by_name;
 #[cfg(feature = "video")]
@@ -153,7 +153,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Smoke { device, steps } => {
-            let report = dispatch(device, SmokeRun { steps })?;
+            let report = SmokeRun { steps }.run_on(device)?;
             println!("{report}");
             Ok(())
         }

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use timebalance::names::by_name;
 
-use timebalance::device::{DeviceSpec, dispatch};
+use timebalance::device::DeviceSpec;
 use timebalance::model::import::KeyLayout;
 use timebalance::model::{Arch, BackboneConfig, FULL_WIDTH};
 use timebalance::weights::ImportTask;
@@ -55,7 +55,7 @@ pub fn run(what: WeightsCommand) -> Result<()> {
                 layout,
                 out,
             };
-            let written = dispatch(device, task)?;
+            let written = task.run_on(device)?;
             println!("wrote {}", written.display());
             Ok(())
         }
