@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
 
-# A cold test build (Burn, wgpu, FFmpeg bindings; no debug info for dependencies) fills 4.3 GiB
+# A cold test build (Burn, wgpu, FFmpeg bindings; no debug info for dependencies) fills 3.0 GB
 # under target/ (measured from a clean clone). With less free space than this (with margin) the
 # compiler fails with "No space left on device" deep in the build log; say so up front instead.
 NEEDED_FREE_GIB=8
