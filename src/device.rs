@@ -4,6 +4,12 @@
 //! monomorphises it for the backend named on the command line (`--device`). The CPU
 //! backends (Burn's `flex`, the default, and `ndarray`) are always compiled; GPU backends
 //! come with cargo features.
+//!
+//! Each task the binary runs has a non-generic `run_on(DeviceSpec)` beside it
+//! (`PreparedRun`, `ModelBench`, `SmokeRun`, `ImportTask`) that calls [`dispatch`]: the task
+//! is then compiled for every backend once, in the library, and the binary and the
+//! integration tests link that copy (our crate is built at opt-level 1, where rustc shares
+//! generic instances between crates). Measured in `docs/architecture.md`.
 
 use std::fmt;
 use std::str::FromStr;

@@ -21,10 +21,8 @@ pub struct ImportTask {
 }
 
 impl ImportTask {
-    /// Run on the backend `device` names. Not generic: the task is monomorphised for
-    /// every compiled backend once, here in the library, and the binary and the integration
-    /// tests link that copy (with shared generics, at the test profile's opt-level) instead of
-    /// compiling it again each.
+    /// Run on the backend `device` names; not generic, so compiled once, in the library
+    /// (see [`crate::device`]).
     pub fn run_on(self, device: DeviceSpec) -> Result<PathBuf> {
         dispatch(device, self)
     }

@@ -89,11 +89,6 @@ fn check_run_name(name: &str, experiment: &str) -> Result<()> {
 
 /// A run resolved and its data prepared, ready to train on a backend: [`PreparedRun::run_on`]
 /// (or [`crate::device::dispatch`]; it returns the run directory).
-///
-/// [`PreparedRun::run_on`] is not generic, so the library compiles every stage for every
-/// backend once and the binary and the integration tests link that copy (measured: the
-/// integration tests' unit went from 823 s to 33 s, the binary's from 669 s to 13 s, the
-/// library's from 228 s to 1010 s; docs/architecture.md).
 pub struct PreparedRun {
     config: ExperimentConfig,
     data: PreparedData,
@@ -348,10 +343,8 @@ fn read_families(root: &Path) -> Result<Option<Vec<synth::Family>>> {
 }
 
 impl PreparedRun {
-    /// Run on the backend `device` names. Not generic: the whole task is monomorphised for
-    /// every compiled backend once, here in the library, and the binary and the integration
-    /// tests link that copy (with shared generics, at the test profile's opt-level) instead of
-    /// compiling it again each.
+    /// Run on the backend `device` names; not generic, so compiled once, in the library
+    /// (see [`crate::device`]).
     pub fn run_on(self, device: DeviceSpec) -> Result<PathBuf> {
         dispatch(device, self)
     }
