@@ -33,10 +33,10 @@ pub struct ExperimentConfig {
     pub data: DataConfig,
     pub model: ModelConfig,
     pub pretrain: PretrainConfig,
-    pub finetune: TrainConfig,
+    pub finetune: Optimisation,
     pub tstr: TstrConfig,
     pub student: StudentConfig,
-    pub baseline: TrainConfig,
+    pub baseline: Optimisation,
     pub eval: EvalConfig,
     /// Linear-probe diagnostic of the teachers' features (optional section).
     #[serde(default)]
@@ -45,7 +45,7 @@ pub struct ExperimentConfig {
     /// without it the `supervised_all_labels` stage does nothing): the upper reference a
     /// semi-supervised result is read against, and the proof that the data can be learned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub all_labels: Option<TrainConfig>,
+    pub all_labels: Option<Optimisation>,
     /// Prerequisites of a claim experiment, checked by the `eval` stage (optional section).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<ChecksConfig>,
@@ -235,67 +235,38 @@ pub const PLATEAU_PATIENCE: usize = 5;
 /// What a plateau schedule multiplies the rate by (the release divides by `drop_factor` 2).
 pub const PLATEAU_FACTOR: f64 = 0.5;
 
-/// Optimisation settings shared by every trained stage (Adam).
-pub trait Optimisation {
-    fn epochs(&self) -> usize;
-    fn lr(&self) -> f64;
-    fn warmup_epochs(&self) -> usize;
-    fn weight_decay(&self) -> f64;
-    fn decay(&self) -> LrDecay;
-}
-
-macro_rules! optimisation {
-    ($t:ty) => {
-        impl Optimisation for $t {
-            fn epochs(&self) -> usize {
-                self.epochs
-            }
-            fn lr(&self) -> f64 {
-                self.lr
-            }
-            fn warmup_epochs(&self) -> usize {
-                self.warmup_epochs
-            }
-            fn weight_decay(&self) -> f64 {
-                self.weight_decay
-            }
-            fn decay(&self) -> LrDecay {
-                self.decay
-            }
-        }
-    };
+/// The optimisation settings of every trained stage (Adam): the whole `[finetune]`,
+/// `[baseline]` and `[all_labels]` sections, and the shared keys of `[pretrain]` and
+/// `[student]` (flattened into them, so the TOML keys stay `pretrain.lr`, `student.epochs`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Optimisation {
+    /// Epochs, each one pass over the stage's training set.
+    pub epochs: usize,
+    /// Videos per step.
+    pub batch_size: usize,
+    /// Peak learning rate (after warm-up).
+    pub lr: f64,
+    /// Epochs of linear warm-up from 0 to `lr`.
+    pub warmup_epochs: usize,
+    /// Coupled (L2) weight decay, as PyTorch's `Adam(weight_decay=…)`.
+    pub weight_decay: f64,
+    #[serde(default)]
+    pub decay: LrDecay,
 }
 
 /// Self-supervised pre-training of both teachers.
+///
+/// Unknown keys are rejected by [`ExperimentConfig`]'s key check, not by serde: serde's
+/// `deny_unknown_fields` does not work on a struct with a flattened field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PretrainConfig {
-    pub epochs: usize,
-    /// Videos per step (each gives 10 clips).
-    pub batch_size: usize,
-    pub lr: f64,
-    pub warmup_epochs: usize,
-    pub weight_decay: f64,
-    #[serde(default)]
-    pub decay: LrDecay,
+    /// `batch_size` counts videos, each giving 10 clips.
+    #[serde(flatten)]
+    pub optim: Optimisation,
     /// NT-Xent temperature τ.
     pub tau: f64,
 }
-optimisation!(PretrainConfig);
-
-/// Supervised training on the labeled subset (fine-tuning, baseline).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub warmup_epochs: usize,
-    pub weight_decay: f64,
-    #[serde(default)]
-    pub decay: LrDecay,
-}
-optimisation!(TrainConfig);
 
 /// Temporal-similarity scores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -330,27 +301,20 @@ pub enum StudentEpoch {
     Unlabeled,
 }
 
-/// The distilled student.
+/// The distilled student (unknown keys: see [`PretrainConfig`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StudentConfig {
-    /// Epochs, each one pass over the set named by `epoch`.
-    pub epochs: usize,
+    /// `epochs` count passes over the set named by `epoch`; `batch_size` counts labeled
+    /// videos per step (the unlabeled batch has the same size).
+    #[serde(flatten)]
+    pub optim: Optimisation,
     /// Which set an epoch passes over (default: the labeled set, as the release).
     #[serde(default)]
     pub epoch: StudentEpoch,
-    /// Labeled videos per step; the unlabeled batch has the same size.
-    pub batch_size: usize,
-    pub lr: f64,
-    pub warmup_epochs: usize,
-    pub weight_decay: f64,
-    #[serde(default)]
-    pub decay: LrDecay,
     pub init: StudentInit,
     pub loss_weights: StudentWeights,
     pub distill: DistillKind,
 }
-optimisation!(StudentConfig);
 
 /// Multi-view evaluation on the test split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -426,13 +390,33 @@ impl ExperimentConfig {
         for o in overrides {
             apply_override(&mut table, o)?;
         }
-        let config: Self = toml::Value::Table(table)
+        let config: Self = toml::Value::Table(table.clone())
             .try_into()
             .with_context(|| format!("reading {origin} (with overrides {overrides:?})"))?;
+        config.reject_unknown_keys(&table, origin)?;
         config
             .validate()
             .with_context(|| format!("checking {origin}"))?;
         Ok(config)
+    }
+
+    /// Fail on any key of `given` (the table `self` was read from) that `self` does not hold.
+    /// serde's `deny_unknown_fields` catches most, but not inside the sections that flatten
+    /// [`Optimisation`] (serde ignores their unknown keys): the typed configuration is written
+    /// back as TOML and every given key must be found in it.
+    fn reject_unknown_keys(&self, given: &toml::Table, origin: &str) -> Result<()> {
+        let toml::Value::Table(known) = toml::Value::try_from(self)? else {
+            bail!("the configuration did not serialise to a table");
+        };
+        let mut unknown = Vec::new();
+        unknown_keys(given, &known, "", &mut unknown);
+        if let Some((key, section_keys)) = unknown.first() {
+            bail!(
+                "{origin}: unknown key `{key}` (expected one of: {})",
+                section_keys.join(", ")
+            );
+        }
+        Ok(())
     }
 
     /// The resolved configuration as TOML (written into each run directory).
@@ -496,29 +480,32 @@ impl ExperimentConfig {
         {
             bail!("model.dropout = {p}: expected a probability in [0, 1)");
         }
-        let mut stages: Vec<(&str, &dyn Optimisation, usize)> = vec![
-            ("pretrain", &self.pretrain, self.pretrain.batch_size),
-            ("finetune", &self.finetune, self.finetune.batch_size),
-            ("student", &self.student, self.student.batch_size),
-            ("baseline", &self.baseline, self.baseline.batch_size),
+        let mut stages: Vec<(&str, &Optimisation)> = vec![
+            ("pretrain", &self.pretrain.optim),
+            ("finetune", &self.finetune),
+            ("student", &self.student.optim),
+            ("baseline", &self.baseline),
         ];
         if let Some(a) = &self.all_labels {
-            stages.push(("all_labels", a, a.batch_size));
+            stages.push(("all_labels", a));
         }
         if self.probe.enabled {
             positive("probe.epochs", self.probe.epochs)?;
         }
-        for (name, o, batch) in stages {
+        for (name, o) in stages {
             // Zero epochs would "complete" a stage that trained nothing and report the
             // untrained model as its result.
-            positive(&format!("{name}.epochs"), o.epochs())?;
-            if batch < 2 {
-                bail!("{name}.batch_size = {batch}: batch norm needs at least 2");
+            positive(&format!("{name}.epochs"), o.epochs)?;
+            if o.batch_size < 2 {
+                bail!(
+                    "{name}.batch_size = {}: batch norm needs at least 2",
+                    o.batch_size
+                );
             }
-            if !(o.lr() > 0.0 && o.lr().is_finite()) {
-                bail!("{name}.lr = {}: expected a positive number", o.lr());
+            if !(o.lr > 0.0 && o.lr.is_finite()) {
+                bail!("{name}.lr = {}: expected a positive number", o.lr);
             }
-            if o.weight_decay() < 0.0 {
+            if o.weight_decay < 0.0 {
                 bail!("{name}.weight_decay must not be negative");
             }
         }
@@ -545,6 +532,28 @@ impl ExperimentConfig {
             );
         }
         Ok(())
+    }
+}
+
+/// Collect into `out` each key path of `given` that `known` lacks, with the keys its section
+/// does hold (`prefix` is the dotted path of both tables).
+fn unknown_keys(
+    given: &toml::Table,
+    known: &toml::Table,
+    prefix: &str,
+    out: &mut Vec<(String, Vec<String>)>,
+) {
+    for (key, value) in given {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match (value, known.get(key)) {
+            (_, None) => out.push((path, known.keys().cloned().collect())),
+            (toml::Value::Table(g), Some(toml::Value::Table(k))) => unknown_keys(g, k, &path, out),
+            _ => {}
+        }
     }
 }
 
@@ -670,21 +679,17 @@ impl Default for ProbeConfig {
     }
 }
 
-impl Optimisation for ProbeConfig {
-    fn epochs(&self) -> usize {
-        self.epochs
-    }
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-    fn warmup_epochs(&self) -> usize {
-        0
-    }
-    fn weight_decay(&self) -> f64 {
-        self.weight_decay
-    }
-    fn decay(&self) -> LrDecay {
-        LrDecay::Cosine
+impl ProbeConfig {
+    /// The probe's classifier training: no warm-up, cosine decay.
+    pub fn optimisation(&self) -> Optimisation {
+        Optimisation {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            warmup_epochs: 0,
+            weight_decay: self.weight_decay,
+            decay: LrDecay::Cosine,
+        }
     }
 }
 
@@ -717,7 +722,7 @@ mod tests {
         assert_eq!(slow.data.source, DataSource::Ucf101);
         assert_eq!(slow.data.labeled_fraction, Some(0.01));
         assert_eq!((slow.model.arch, slow.data.size), (Arch::SlowR50, 224));
-        assert_eq!(slow.pretrain.epochs, 250, "a key only the base sets");
+        assert_eq!(slow.pretrain.optim.epochs, 250, "a key only the base sets");
         let mut r18 = named("ucf101_1pct_r18");
         assert_eq!((r18.model.arch, r18.data.size), (Arch::R3d18Dilated, 112));
         // Apart from the two keys of base/paper_r18 and the description, the same settings.
@@ -741,7 +746,7 @@ mod tests {
         )
         .unwrap();
         let c = ExperimentConfig::from_file(&child, &[]).unwrap();
-        assert_eq!(c.pretrain.epochs, 3);
+        assert_eq!(c.pretrain.optim.epochs, 3);
         assert_eq!(c.data.labeled_fraction, Some(0.5));
         assert_eq!(
             c.data.labeled_per_class, None,
@@ -772,7 +777,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(c.pretrain.epochs, 7);
+        assert_eq!(c.pretrain.optim.epochs, 7);
         assert_eq!(c.data.labeled_fraction, Some(0.5));
         assert_eq!(c.data.labeled_per_class, None);
 
@@ -790,6 +795,26 @@ mod tests {
         let err = ExperimentConfig::from_toml(&text, "file.toml", &[]).unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("bogus") && msg.contains("file.toml"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_keys_in_sections_that_share_the_optimisation_keys_are_errors() {
+        // [pretrain] and [student] flatten `Optimisation`: serde alone would ignore these.
+        for (section, known) in [("pretrain", "tau"), ("student", "init"), ("finetune", "lr")] {
+            let text = sample().replace(
+                &format!("[{section}]\n"),
+                &format!("[{section}]\nlearning_rate = 1\n"),
+            );
+            assert_ne!(text, sample(), "the sample has a [{section}] section");
+            let err = ExperimentConfig::from_toml(&text, "file.toml", &[]).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(
+                msg.contains("learning_rate") && msg.contains("file.toml") && msg.contains(known),
+                "{msg}"
+            );
+        }
+        let c = ExperimentConfig::from_toml(&sample(), "s", &[]).unwrap();
+        assert!(c.pretrain.optim.epochs > 0 && c.student.optim.lr > 0.0);
     }
 
     #[test]

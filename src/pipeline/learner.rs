@@ -458,7 +458,7 @@ pub struct FitSpec<'a> {
     /// Burn's directory for this stage (checkpoints, metric logs).
     pub dir: &'a Path,
     /// Optimisation settings of the stage.
-    pub optim: &'a dyn Optimisation,
+    pub optim: Optimisation,
     /// Training iterations per epoch (for the schedule).
     pub iterations_per_epoch: usize,
     /// Names of the loss components the step reports (besides the total).
@@ -489,16 +489,16 @@ where
     std::fs::create_dir_all(spec.dir)
         .with_context(|| format!("creating {}", spec.dir.display()))?;
     let o = spec.optim;
-    let adam = crate::optim::adam(o.weight_decay());
-    let monitor = match o.decay() {
+    let adam = crate::optim::adam(o.weight_decay);
+    let monitor = match o.decay {
         LrDecay::Plateau | LrDecay::LossThreshold => LossMonitor::recording(),
         _ => LossMonitor::default(),
     };
     let schedule = WarmupSchedule::new(
-        o.lr(),
-        o.warmup_epochs() * spec.iterations_per_epoch,
-        o.epochs() * spec.iterations_per_epoch,
-        o.decay(),
+        o.lr,
+        o.warmup_epochs * spec.iterations_per_epoch,
+        o.epochs * spec.iterations_per_epoch,
+        o.decay,
     )
     .with_epochs(spec.iterations_per_epoch, monitor.clone());
     let model = Monitored {
@@ -530,7 +530,7 @@ where
         ))
         .with_file_checkpointer(recorder)
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(CHECKPOINTS_KEPT))
-        .num_epochs(o.epochs())
+        .num_epochs(o.epochs)
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(ThroughputMetric::new())
         .metric_train_numeric(StatMetric::total())
@@ -549,8 +549,7 @@ where
     if let Some(epoch) = resume {
         spec.log.line(&format!(
             "[{}] resuming from the checkpoint of epoch {epoch}/{}",
-            spec.stage,
-            o.epochs()
+            spec.stage, o.epochs
         ));
         training = training.checkpoint(epoch);
     }
@@ -568,11 +567,11 @@ where
         );
     }
     match latest_checkpoint(spec.dir) {
-        Some(epoch) if epoch >= o.epochs() => Ok(result.model.model),
+        Some(epoch) if epoch >= o.epochs => Ok(result.model.model),
         found => bail!(
             "[{}] training ended without the checkpoint of its last epoch ({}; found: {}) — not marked complete",
             spec.stage,
-            o.epochs(),
+            o.epochs,
             found.map_or("none".to_string(), |e| format!("epoch {e}"))
         ),
     }

@@ -28,7 +28,7 @@ use timebalance::data::tensors::{ClipBatcher, VideoClipDataset};
 use timebalance::disk::Disk;
 use timebalance::model::{Arch, BackboneConfig, VideoClassifier};
 use timebalance::pipeline::burn_log::BurnLog;
-use timebalance::pipeline::config::{LrDecay, TrainConfig};
+use timebalance::pipeline::config::{LrDecay, Optimisation};
 use timebalance::pipeline::learner::{FitSpec, fit};
 use timebalance::pipeline::runlog::RunLog;
 
@@ -134,7 +134,7 @@ fn memorise(root: &Path) -> Trained {
     <B as Backend>::seed(&device, SEED);
     let model =
         VideoClassifier::<B>::new(BackboneConfig::new(Arch::R3d18, WIDTH), CLASSES, &device);
-    let optim = TrainConfig {
+    let optim = Optimisation {
         epochs: EPOCHS,
         batch_size: BATCH,
         lr: LEARNING_RATE,
@@ -148,7 +148,7 @@ fn memorise(root: &Path) -> Trained {
     let spec = FitSpec {
         stage: "overfit",
         dir: &dir,
-        optim: &optim,
+        optim,
         iterations_per_epoch: iterations,
         components: &[],
         accuracy: true,

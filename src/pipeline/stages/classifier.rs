@@ -9,7 +9,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use crate::checkpoint::{load_module, save_module};
 use crate::data::tensors::ClipBatcher;
 use crate::model::{SslModel, VideoClassifier};
-use crate::pipeline::config::TrainConfig;
+use crate::pipeline::config::Optimisation;
 use crate::pipeline::context::{MODEL_FILE, StageContext};
 use crate::pipeline::learner::{FitSpec, fit};
 use crate::pipeline::stage::Stage;
@@ -20,7 +20,7 @@ pub fn train_classifier<B: AutodiffBackend>(
     ctx: &StageContext<'_>,
     stage: Stage,
     model: VideoClassifier<B>,
-    config: &TrainConfig,
+    config: &Optimisation,
     videos: &[usize],
     seed: u64,
     device: &B::Device,
@@ -37,7 +37,7 @@ pub fn train_classifier<B: AutodiffBackend>(
     let spec = FitSpec {
         stage: stage.name(),
         dir: &dir,
-        optim: config,
+        optim: *config,
         iterations_per_epoch: iterations,
         components: &[],
         accuracy: true,
@@ -74,7 +74,7 @@ pub fn classifier_from_ssl<B: Backend>(
 pub fn from_scratch<B: AutodiffBackend>(
     ctx: &StageContext<'_>,
     stage: Stage,
-    config: &TrainConfig,
+    config: &Optimisation,
     videos: &[usize],
     seed_offset: u64,
     device: &B::Device,

@@ -21,7 +21,7 @@ pub fn pretrain<B: AutodiffBackend>(
     teacher: TeacherKind,
     device: &B::Device,
 ) -> Result<()> {
-    let c = &ctx.config.pretrain;
+    let c = &ctx.config.pretrain.optim;
     let stage = Stage::pretrain(teacher);
     let dir = ctx.stage_dir(stage);
     let all: Vec<usize> = (0..ctx.data.train.len()).collect();
@@ -44,7 +44,7 @@ pub fn pretrain<B: AutodiffBackend>(
         model: SslModel::<B>::new(ctx.config.model.backbone(), device),
         objective: SslObjective {
             teacher,
-            tau: c.tau,
+            tau: ctx.config.pretrain.tau,
         },
     };
     let train = ctx.loader(ClipBatcher, dataset, c.batch_size, Some(seed), device);
@@ -52,7 +52,7 @@ pub fn pretrain<B: AutodiffBackend>(
     let spec = FitSpec {
         stage: stage.name(),
         dir: &dir,
-        optim: c,
+        optim: *c,
         iterations_per_epoch: iterations,
         components: teacher.components(),
         accuracy: false,

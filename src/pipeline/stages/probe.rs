@@ -292,7 +292,7 @@ fn probe_backbone<B: AutodiffBackend>(
     let spec = FitSpec {
         stage: &stage,
         dir: &dir,
-        optim: c,
+        optim: c.optimisation(),
         iterations_per_epoch: iterations,
         components: &[],
         accuracy: true,

@@ -95,8 +95,8 @@ pub fn student<B: AutodiffBackend>(
     );
     // The set that defines the epoch is padded to whole batches.
     let (labeled, unlabeled) = match c.epoch {
-        StudentEpoch::Labeled => (labeled.padded_to_batches(c.batch_size), unlabeled),
-        StudentEpoch::Unlabeled => (labeled, unlabeled.padded_to_batches(c.batch_size)),
+        StudentEpoch::Labeled => (labeled.padded_to_batches(c.optim.batch_size), unlabeled),
+        StudentEpoch::Unlabeled => (labeled, unlabeled.padded_to_batches(c.optim.batch_size)),
     };
     let dataset = StudentDataset::new(
         labeled,
@@ -105,8 +105,14 @@ pub fn student<B: AutodiffBackend>(
         p.unlabeled.iter().map(|&i| weights[i]).collect(),
         c.epoch,
     );
-    let iterations = dataset.len() / c.batch_size;
-    let train = ctx.loader(StudentBatcher, dataset, c.batch_size, Some(seed), device);
+    let iterations = dataset.len() / c.optim.batch_size;
+    let train = ctx.loader(
+        StudentBatcher,
+        dataset,
+        c.optim.batch_size,
+        Some(seed),
+        device,
+    );
     let empty = StudentDataset::new(
         ctx.clip_dataset(Vec::<LoaderItem>::new(), recipe, 0)?,
         ctx.clip_dataset(Vec::<LoaderItem>::new(), recipe, 0)?,
@@ -128,7 +134,7 @@ pub fn student<B: AutodiffBackend>(
     let spec = FitSpec {
         stage: stage.name(),
         dir: &dir,
-        optim: c,
+        optim: c.optim,
         iterations_per_epoch: iterations,
         components: &["ce", "distill_labeled", "distill_unlabeled"],
         accuracy: true,
