@@ -40,17 +40,44 @@ fn assert_logits_match(actual: &[f64], expected: &[f64]) {
     }
 }
 
+/// How a `.pth` file made from a golden safetensors file is laid out.
+#[derive(Clone, Copy)]
+struct PthLayout<'a> {
+    /// Nest the state dict in a training checkpoint under this key.
+    wrapper: Option<&'a str>,
+    /// Prepended to every key.
+    prefix: &'a str,
+    /// Add a toy projection head under this prefix (the releases' `module.1.`).
+    head: Option<&'a str>,
+}
+
+const PLAIN: PthLayout = PthLayout {
+    wrapper: None,
+    prefix: "",
+    head: None,
+};
+
 /// Convert a golden safetensors file into a real PyTorch zip file with the test tool.
-fn make_pth(name: &str, dir: &Path, checkpoint: bool, prefix: &str) -> PathBuf {
-    let out = dir.join(format!("{name}-{checkpoint}-{}.pth", prefix.len()));
+fn make_pth(name: &str, dir: &Path, layout: PthLayout) -> PathBuf {
+    let out = dir.join(format!(
+        "{name}-{}-{}-{}.pth",
+        layout.wrapper.unwrap_or("plain"),
+        layout.prefix.replace('.', "_"),
+        layout
+            .head
+            .map_or("nohead".to_string(), |h| h.replace('.', "_"))
+    ));
     let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tools/safetensors_to_pth.py");
     let mut cmd = Command::new("python3");
     cmd.arg(tool)
         .arg(golden_dir().join(format!("{name}.safetensors")))
         .arg(&out)
-        .args(["--prefix", prefix]);
-    if checkpoint {
-        cmd.arg("--checkpoint");
+        .args(["--prefix", layout.prefix]);
+    if let Some(w) = layout.wrapper {
+        cmd.args(["--checkpoint", "--wrapper", w]);
+    }
+    if let Some(h) = layout.head {
+        cmd.args(["--head", h]);
     }
     let status = cmd.status().expect("python3 runs");
     assert!(status.success(), "safetensors_to_pth.py failed");
@@ -65,8 +92,13 @@ fn pth_state_dict_and_checkpoint_import_like_safetensors() {
         ("r2plus1d_tiny", Arch::R2plus1d18),
     ] {
         let expected = golden_logits(name);
-        for (checkpoint, prefix) in [(false, ""), (true, "module.")] {
-            let path = make_pth(name, dir.path(), checkpoint, prefix);
+        let checkpoint = PthLayout {
+            wrapper: Some("state_dict"),
+            prefix: "module.",
+            head: None,
+        };
+        for layout in [PLAIN, checkpoint] {
+            let path = make_pth(name, dir.path(), layout);
             let mut model = tiny(arch);
             load_pytorch_weights(
                 &mut model,
@@ -78,6 +110,72 @@ fn pth_state_dict_and_checkpoint_import_like_safetensors() {
             assert_logits_match(&logits(&model, name), &expected);
         }
     }
+}
+
+/// The official TCLR/TimeBalance checkpoints: `nn.Sequential(backbone, projection_head)`
+/// under `DataParallel` (`module.0.` / `module.1.`) in a `state_dict` checkpoint with other
+/// entries, and `model_state_dict` checkpoints of other scripts. The weights must give
+/// PyTorch's logits; the projection head is skipped by a backbone-only import and named by
+/// a full one.
+#[test]
+fn release_checkpoint_layouts_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = golden_logits("r3d_tiny");
+    for (wrapper, prefix) in [
+        ("state_dict", "module.0."),
+        ("model_state_dict", "0."),
+        ("model_state_dict", ""),
+    ] {
+        let layout = PthLayout {
+            wrapper: Some(wrapper),
+            prefix,
+            head: None,
+        };
+        let path = make_pth("r3d_tiny", dir.path(), layout);
+        let mut model = tiny(Arch::R3d18);
+        load_pytorch_weights(
+            &mut model,
+            &path,
+            KeyLayout::Torchvision,
+            HeadPolicy::Require,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        assert_logits_match(&logits(&model, "r3d_tiny"), &expected);
+    }
+    let pretraining = PthLayout {
+        wrapper: Some("state_dict"),
+        prefix: "module.0.",
+        head: Some("module.1."),
+    };
+    let path = make_pth("r3d_tiny", dir.path(), pretraining);
+    let err = load_pytorch_weights(
+        &mut tiny(Arch::R3d18),
+        &path,
+        KeyLayout::Torchvision,
+        HeadPolicy::Require,
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("head.pretraining.fc1.weight"),
+        "{err:#}"
+    );
+    let mut model = tiny(Arch::R3d18);
+    let report = load_pytorch_weights(
+        &mut model,
+        &path,
+        KeyLayout::Torchvision,
+        HeadPolicy::BackboneOnly,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(
+        report
+            .ignored
+            .iter()
+            .any(|k| k == "head.pretraining.fc2.weight"),
+        "{:?}",
+        report.ignored
+    );
+    assert_logits_match(&logits(&model, "r3d_tiny"), &expected);
 }
 
 #[test]

@@ -19,8 +19,20 @@ use burn::tensor::backend::Backend;
 const IGNORED_KEY_SUFFIXES: &[&str] = &["num_batches_tracked"];
 /// Prefixes of checkpoint keys written by `DataParallel`/`DistributedDataParallel`.
 const WRAPPER_PREFIX_RULE: (&str, &str) = (r"^module\.", "");
-/// The key under which training checkpoints keep the state dict.
-const CHECKPOINT_STATE_KEY: &str = "state_dict";
+/// The official TCLR and TimeBalance releases' pre-training checkpoints hold
+/// `nn.Sequential(backbone, projection_head)`: backbone keys under `0.` (TimeBalance wraps
+/// PyTorchVideo's `slow_r50` as `0.r3d50.`), the projection head under `1.`. The backbone's
+/// keys are then torchvision's (TCLR's R3D-18) or PyTorchVideo's (TimeBalance's R3D-50); the
+/// projection head is not part of a classifier and is named as a head, so a backbone-only
+/// import skips it and a full import reports it.
+const RELEASE_PREFIX_RULES: &[(&str, &str)] = &[
+    (r"^0\.r3d50\.", ""),
+    (r"^0\.", ""),
+    (r"^1\.", "head.pretraining."),
+];
+/// The keys under which training checkpoints keep the state dict (the releases and most
+/// PyTorch scripts: `state_dict`; others `model_state_dict`).
+const CHECKPOINT_STATE_KEYS: [&str; 2] = ["state_dict", "model_state_dict"];
 /// Our parameter paths of the classifier (not present in a backbone-only file).
 const HEAD_PREFIXES: &[&str] = &["fc.", "head."];
 
@@ -93,6 +105,7 @@ impl KeyLayout {
             KeyLayout::Pytorchvideo => PYTORCHVIDEO_SLOW_RULES,
         };
         let rules: Vec<(&str, &str)> = std::iter::once(WRAPPER_PREFIX_RULE)
+            .chain(RELEASE_PREFIX_RULES.iter().copied())
             .chain(specific.iter().copied())
             .chain(BATCH_NORM_RULES.iter().copied())
             .collect();
@@ -178,13 +191,19 @@ fn load_pth<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
         .keys()
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("reading PyTorch file {}", path.display()))?;
-    // A training checkpoint nests the state dict; a plain state dict has parameter keys.
-    let nested = keys.is_empty()
-        || keys
-            .iter()
-            .all(|k| k.starts_with(CHECKPOINT_STATE_KEY) || !k.contains('.'));
-    if nested {
-        store = open(Some(CHECKPOINT_STATE_KEY))?;
+    // A training checkpoint nests the state dict under one of CHECKPOINT_STATE_KEYS (beside
+    // plain entries: epoch, optimizer, …); a plain state dict has parameter keys.
+    let wrapper = CHECKPOINT_STATE_KEYS.into_iter().find(|w| {
+        let prefix = format!("{w}.");
+        keys.iter().any(|k| k.starts_with(&prefix))
+            && keys
+                .iter()
+                .all(|k| k.starts_with(&prefix) || !k.contains('.'))
+    });
+    if let Some(w) = wrapper {
+        store = open(Some(w))?;
+    } else if keys.is_empty() {
+        store = open(Some(CHECKPOINT_STATE_KEYS[0]))?;
     }
     model
         .load_from(&mut store)

@@ -8,9 +8,13 @@ rebuilt by `torch._utils._rebuild_tensor_v2` from persistent storages),
 `archive/data/<key>` (raw little-endian storage bytes), `archive/version`,
 `archive/byteorder`.
 
-usage: safetensors_to_pth.py IN.safetensors OUT.pth [--checkpoint] [--prefix module.]
-  --checkpoint  wrap as {"state_dict": ..., "epoch": 1} like a training checkpoint
-  --prefix P    prepend P to every key (as DataParallel does with "module.")
+usage: safetensors_to_pth.py IN.safetensors OUT.pth [--checkpoint] [--wrapper NAME]
+                             [--prefix module.] [--head module.1.]
+  --checkpoint  wrap as {NAME: ..., "epoch": 1} like a training checkpoint
+  --wrapper N   the checkpoint's state-dict key (default "state_dict"; "model_state_dict")
+  --prefix P    prepend P to every key (as DataParallel does with "module.", and the official
+                TCLR/TimeBalance pre-training with "module.0." for nn.Sequential(backbone, head))
+  --head P      add a small projection head under prefix P, as those releases' "module.1."
 """
 import argparse
 import collections
@@ -100,6 +104,8 @@ def main():
     ap.add_argument("dst")
     ap.add_argument("--checkpoint", action="store_true")
     ap.add_argument("--prefix", default="")
+    ap.add_argument("--wrapper", default="state_dict")
+    ap.add_argument("--head", default=None)
     args = ap.parse_args()
 
     torch, utils = install_fake_torch()
@@ -113,7 +119,17 @@ def main():
         storage = Storage(key, getattr(torch, cls_name), numel)
         state[args.prefix + name] = Tensor(storage, shape, utils._rebuild_tensor_v2)
         blobs[key] = raw
-    obj = {"state_dict": state, "epoch": 1} if args.checkpoint else state
+    if args.head is not None:
+        # TCLR's projection head names (fc1, bn1, fc2, bn2), at a toy size.
+        for name, shape in [("fc1.weight", [4, 4]), ("bn1.running_mean", [4]), ("fc2.weight", [2, 4])]:
+            key = str(len(blobs))
+            numel = 1
+            for d in shape:
+                numel *= d
+            storage = Storage(key, torch.FloatStorage, numel)
+            state[args.head + name] = Tensor(storage, shape, utils._rebuild_tensor_v2)
+            blobs[key] = struct.pack("<%df" % numel, *([0.5] * numel))
+    obj = {args.wrapper: state, "epoch": 1} if args.checkpoint else state
 
     import io
 
