@@ -14,6 +14,7 @@ mod import;
 #[cfg(feature = "video")]
 mod loading;
 mod models;
+mod ops;
 #[cfg(feature = "video")]
 mod pipeline;
 #[cfg(feature = "video")]

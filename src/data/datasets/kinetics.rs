@@ -12,8 +12,9 @@ use super::{DatasetError, DatasetIndex, LineCtx, ListRoot, Result, VideoEntry, s
 const K400_ANNOTATION_DIR: &str = "annotations";
 /// Kinetics training CSV.
 const K400_TRAIN_CSV: &str = "train.csv";
-/// Kinetics validation CSV (used as the test set).
-const K400_VAL_CSV: &str = "validate.csv";
+/// Kinetics validation CSV (used as the test set), in lookup order: the name in DeepMind's
+/// `kinetics400.tar.gz`, then the CVDF mirror's (`annotations/val.csv`).
+const K400_VAL_CSVS: [&str; 2] = ["validate.csv", "val.csv"];
 /// Kinetics training video folder.
 const K400_TRAIN_DIR: &str = "train";
 /// Candidate Kinetics validation video folders, in lookup order.
@@ -35,7 +36,11 @@ struct KineticsRow {
 pub(super) fn load_kinetics(root: &Path) -> Result<DatasetIndex> {
     let ann = subdir_or_root(root, K400_ANNOTATION_DIR);
     let train_csv = ann.join(K400_TRAIN_CSV);
-    let val_csv = ann.join(K400_VAL_CSV);
+    let val_csv = K400_VAL_CSVS
+        .iter()
+        .map(|f| ann.join(f))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| ann.join(K400_VAL_CSVS[0]));
     let train_rows = read_kinetics_csv(&train_csv, "Kinetics train")?;
     let val_rows = read_kinetics_csv(&val_csv, "Kinetics validate")?;
     let classes: Vec<String> = train_rows
@@ -214,5 +219,11 @@ mod tests {
         write(r, "validate.csv", &format!("{header}zumba,ddd,x,17,val\n"));
         let err = load_index(DatasetKind::Kinetics400, r, 1).unwrap_err();
         assert!(err.to_string().contains("validate.csv:2"), "{err}");
+        // The CVDF mirror's name for the same table.
+        std::fs::remove_file(r.join("validate.csv")).unwrap();
+        write(r, "val.csv", &format!("{header}zumba,ddd,7,17,val\n"));
+        touch(r, "val/ddd_000007_000017.mp4");
+        let idx = load_index(DatasetKind::Kinetics400, r, 1).unwrap();
+        assert_eq!(idx.test.len(), 1);
     }
 }

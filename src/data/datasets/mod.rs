@@ -21,7 +21,7 @@
 //!   `<root>`; each video is looked up first as `<videos>/<class>/<video>`,
 //!   then flat as `<videos>/<video>`. Classes are sorted alphabetically.
 //! * **Kinetics-400** (`k400`, single split, `split` must be 1): CSV files
-//!   `train.csv` and `validate.csv` with header
+//!   `train.csv` and `validate.csv` (or `val.csv`, the CVDF mirror's name) with header
 //!   `label,youtube_id,time_start,time_end,split` (extra columns are ignored)
 //!   in `<root>/annotations/` if it exists, otherwise `<root>`. The validation
 //!   set is used as the test set (the official test set has no labels). Files
