@@ -14,6 +14,8 @@ pub mod names;
 pub mod ops;
 pub mod optim;
 pub mod pipeline;
+#[cfg(feature = "video")]
+pub mod report;
 pub mod smoke;
 pub mod tstr;
 pub mod weights;

@@ -231,9 +231,11 @@ fn every_stage_runs_and_metrics_have_every_row() {
     let classes = m["classes"].as_array().unwrap();
     assert_eq!(classes.len(), 4);
     assert!(classes.iter().all(|c| c["score_mean"].as_f64().is_some()));
-    for file in ["config.toml", "log.txt", "labeled.txt"] {
+    for file in ["config.toml", "log.txt", "labeled.txt", "classes.txt"] {
         assert!(dir.join(file).is_file(), "{file}");
     }
+    predict_agrees_with_eval(&dir);
+    reports_are_drawn(&dir, tmp.path());
 
     // A second run skips every finished stage; a stage subcommand reruns evaluation.
     let again = run(&["experiment", "synthetic"], tmp.path(), &[]);
@@ -284,6 +286,177 @@ fn every_stage_runs_and_metrics_have_every_row() {
         "{}",
         text(&missing)
     );
+}
+
+/// `predict` on a run's test videos gives each the class `eval` predicted for it
+/// (`predictions.tsv`), with the run's class names; an unreadable file among them is listed
+/// and fails the command, the others still answered.
+fn predict_agrees_with_eval(dir: &Path) {
+    let table = std::fs::read_to_string(dir.join("predictions.tsv")).unwrap();
+    let mut rows = table.lines();
+    let header: Vec<&str> = rows.next().unwrap().split('\t').collect();
+    let student = header
+        .iter()
+        .position(|h| *h == "student")
+        .expect("student column");
+    let expected: Vec<(PathBuf, String)> = rows
+        .map(|r| {
+            let cells: Vec<&str> = r.split('\t').collect();
+            (dir.join("data").join(cells[0]), cells[student].to_string())
+        })
+        .collect();
+    assert_eq!(expected.len(), 8, "every test video has a row: {table}");
+    let videos: Vec<&PathBuf> = expected.iter().map(|(v, _)| v).collect();
+    let predict = |extra: &[&Path]| {
+        Command::new(env!("CARGO_BIN_EXE_timebalance"))
+            .arg("predict")
+            .args(&videos)
+            .args(extra)
+            .args(["--top", "2", "--json", "--checkpoint"])
+            .arg(dir.join("student"))
+            .output()
+            .unwrap()
+    };
+    let out = predict(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let predictions = report["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), expected.len(), "{report}");
+    for (p, (video, class)) in predictions.iter().zip(&expected) {
+        assert_eq!(p["video"].as_str().unwrap(), video.to_str().unwrap());
+        assert_eq!(p["top"].as_array().unwrap().len(), 2, "{p}");
+        assert_eq!(p["top"][0]["class"].as_str().unwrap(), class, "{p}");
+        let (p0, p1) = (
+            p["top"][0]["probability"].as_f64().unwrap(),
+            p["top"][1]["probability"].as_f64().unwrap(),
+        );
+        assert!(p0 >= p1 && p0 <= 1.0, "{p}");
+    }
+    let broken = dir.join("not_a_video.avi");
+    std::fs::write(&broken, b"not a video").unwrap();
+    let out = predict(&[broken.as_path()]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["predictions"].as_array().unwrap().len(),
+        expected.len()
+    );
+    let unreadable = report["unreadable"].as_array().unwrap();
+    assert_eq!(unreadable.len(), 1, "{report}");
+    assert_eq!(unreadable[0]["video"].as_str(), broken.to_str());
+    assert!(
+        text(&out).contains("1 of 9 files could not be read"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_file(&broken).unwrap();
+    // A run directory is not a checkpoint: the error says which to give.
+    let out = Command::new(env!("CARGO_BIN_EXE_timebalance"))
+        .arg("predict")
+        .arg(videos[0])
+        .arg("--checkpoint")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("RUN_DIR/student"), "{}", text(&out));
+}
+
+/// A PNG that decodes, of the expected size, not blank; an SVG that parses as XML with an
+/// `svg` root and some text.
+fn check_figure(png_path: &Path) {
+    let file =
+        std::fs::File::open(png_path).unwrap_or_else(|e| panic!("{}: {e}", png_path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap_or_else(|e| panic!("{}: {e}", png_path.display()));
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert!(
+        info.width >= 640 && info.height >= 400,
+        "{}",
+        png_path.display()
+    );
+    let inked = pixels.iter().filter(|&&v| v < 128).count();
+    assert!(
+        inked > 1000,
+        "{}: only {inked} dark values",
+        png_path.display()
+    );
+    let svg_path = png_path.with_extension("svg");
+    let svg = std::fs::read(&svg_path).unwrap();
+    let mut root = None;
+    let mut texts = 0;
+    for event in xml::reader::EventReader::new(svg.as_slice()) {
+        let event = event.unwrap_or_else(|e| panic!("{}: {e}", svg_path.display()));
+        if let xml::reader::XmlEvent::StartElement { name, .. } = event {
+            root.get_or_insert(name.local_name.clone());
+            texts += usize::from(name.local_name == "text");
+        }
+    }
+    assert_eq!(root.as_deref(), Some("svg"), "{}", svg_path.display());
+    assert!(texts > 0, "{}: no text", svg_path.display());
+}
+
+/// `experiment` drew the run's report: every figure the page links decodes, and the page
+/// holds the metrics table; `report A B --out` compares runs; a directory that is not a run
+/// is an error naming it.
+fn reports_are_drawn(dir: &Path, tmp: &Path) {
+    let page = std::fs::read_to_string(dir.join("report.md")).expect("experiment wrote report.md");
+    let m = read_json(&dir.join("metrics.json"));
+    let student = m["student"]["top1"].as_f64().unwrap();
+    assert!(
+        page.contains(&format!("| student | {student:.2} |")),
+        "{page}"
+    );
+    let mut figures: Vec<String> = page
+        .split("](figures/")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .filter(|f| f.ends_with(".png"))
+        .map(str::to_string)
+        .collect();
+    figures.sort();
+    for expected in [
+        "curves_pretrain_invariant.png",
+        "curves_student.png",
+        "curves_baseline.png",
+        "per_class.png",
+        "scores.png",
+        "confusion_student.png",
+        "confusion_supervised_all_labels.png",
+    ] {
+        assert!(
+            figures.iter().any(|f| f == expected),
+            "{expected} in {figures:?}"
+        );
+    }
+    for f in &figures {
+        check_figure(&dir.join("figures").join(f));
+    }
+    let compared = tmp.join("compared");
+    let out = Command::new(env!("CARGO_BIN_EXE_timebalance"))
+        .arg("report")
+        .args([dir, dir])
+        .arg("--out")
+        .arg(&compared)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let page = std::fs::read_to_string(compared.join("report.md")).unwrap();
+    assert!(
+        page.contains(&format!("| student | {student:.2} | {student:.2} |")),
+        "{page}"
+    );
+    check_figure(&compared.join("figures/top1_by_run.png"));
+    check_figure(&compared.join("figures/loss_student.png"));
+    let out = Command::new(env!("CARGO_BIN_EXE_timebalance"))
+        .arg("report")
+        .arg(dir.join("student"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("nothing to report"), "{}", text(&out));
 }
 
 fn checkpoint_files(stage_dir: &Path, epoch: usize) -> Vec<PathBuf> {

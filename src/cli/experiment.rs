@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use timebalance::device::DeviceSpec;
+use timebalance::disk::Disk;
 use timebalance::pipeline::{RunOptions, Stage, prepare_run};
+use timebalance::report::report_run;
 
 /// Which experiment, where, on which device.
 #[derive(clap::Args)]
@@ -42,6 +44,12 @@ impl RunArgs {
         };
         let dir = prepare_run(&opts)?.run_on(opts.device)?;
         println!("run directory: {}", dir.display());
+        // The run's results are complete at this point: a report that cannot be drawn is
+        // said, not a failed run (`timebalance report DIR` draws it again).
+        match Disk::from_env().and_then(|disk| report_run(&dir, None, &disk)) {
+            Ok(page) => println!("report: {}", page.display()),
+            Err(e) => eprintln!("warning: the report of {} failed: {e:#}", dir.display()),
+        }
         Ok(())
     }
 }

@@ -27,6 +27,8 @@ use timebalance::device::{DeviceSpec, compiled_devices};
 #[cfg(feature = "video")]
 use timebalance::names::by_name;
 #[cfg(feature = "video")]
+use timebalance::pipeline::predict::PredictTask;
+#[cfg(feature = "video")]
 use timebalance::pipeline::{Stage, TeacherKind, registry};
 use timebalance::smoke::SmokeRun;
 use weights::WeightsCommand;
@@ -130,6 +132,40 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Classify video files with a trained model of a run: the run's multi-view evaluation
+    /// and class names; per video the most probable classes. Unreadable files are listed and
+    /// make the exit status non-zero.
+    #[cfg(feature = "video")]
+    Predict {
+        /// Video files, or directories searched recursively for video files.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// A stage directory of a run (RUN_DIR/student) or its model file (…/model.mpk).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Classes listed per video.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// cpu (flex, default), ndarray, cuda[:N], wgpu, metal, vulkan.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Figures (PNG and SVG) and a markdown page of a run: training curves of every stage,
+    /// per-class accuracy by temporal-similarity score, the score per class family, confusion
+    /// matrices and the metrics table, written into the run directory (`report.md`,
+    /// `figures/`). With several runs: each model and stage side by side, into --out.
+    #[cfg(feature = "video")]
+    Report {
+        /// Run directories (OUT/NAME).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Where to write (default: the run directory; required with several runs).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Runs of one experiment side by side (seeds, generator seeds): mean ± standard error
     /// of every model, paired differences, the score, the probes and the prerequisites, as
     /// markdown.
@@ -187,6 +223,46 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Baseline { run } => run.run(Some(vec![Stage::Baseline])),
         #[cfg(feature = "video")]
         Command::Eval { run } => run.run(Some(vec![Stage::Eval])),
+        #[cfg(feature = "video")]
+        Command::Predict {
+            inputs,
+            checkpoint,
+            top,
+            device,
+            json,
+        } => {
+            let report = PredictTask {
+                inputs,
+                checkpoint,
+                top,
+                progress: true,
+            }
+            .run_on(device)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            if !report.unreadable.is_empty() {
+                anyhow::bail!(
+                    "{} of {} files could not be read as videos",
+                    report.unreadable.len(),
+                    report.unreadable.len() + report.predictions.len()
+                );
+            }
+            Ok(())
+        }
+        #[cfg(feature = "video")]
+        Command::Report { runs, out } => {
+            let disk = timebalance::disk::Disk::from_env()?;
+            let page = match (runs.as_slice(), out) {
+                ([run], out) => timebalance::report::report_run(run, out.as_deref(), &disk)?,
+                (_, Some(out)) => timebalance::report::compare_runs(&runs, &out, &disk)?,
+                (_, None) => anyhow::bail!("report of several runs: give --out DIR"),
+            };
+            println!("report: {}", page.display());
+            Ok(())
+        }
         #[cfg(feature = "video")]
         Command::Summarize { runs, out } => {
             let md = timebalance::pipeline::summary::summarize(&runs)?;

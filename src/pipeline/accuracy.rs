@@ -24,7 +24,7 @@ pub struct Accuracy {
 }
 
 /// Index of the largest value (first on ties).
-fn argmax(p: &[f32]) -> usize {
+pub fn argmax(p: &[f32]) -> usize {
     p.iter()
         .enumerate()
         .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
@@ -43,6 +43,16 @@ fn in_top_k(p: &[f32], label: usize, k: usize) -> bool {
         .filter(|&(i, &v)| v > target || (v == target && i < label))
         .count();
     better < k
+}
+
+/// The indices of the `k` largest values of `p`, largest first (ties towards lower indices,
+/// as the top-5 accuracy ranks them).
+pub fn top_k(p: &[f32], k: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    // Stable: equal values keep their index order.
+    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    order.truncate(k);
+    order
 }
 
 /// Accuracy figures for `probabilities[v]` (one row per video, `classes` wide) against
@@ -173,6 +183,14 @@ mod tests {
         assert!((a.mean_class_acc - 200.0 / 3.0).abs() < 1e-9);
         assert_eq!(a.confusion[2][0], 1);
         assert_eq!(a.confusion.iter().flatten().sum::<usize>(), 3);
+    }
+
+    #[test]
+    fn top_k_ranks_largest_first_and_agrees_with_argmax() {
+        let p = [0.1, 0.4, 0.05, 0.4, 0.05];
+        assert_eq!(top_k(&p, 3), vec![1, 3, 0]);
+        assert_eq!(top_k(&p, 9), vec![1, 3, 0, 2, 4]);
+        assert_eq!(top_k(&p, 1)[0], argmax(&p));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use burn::tensor::backend::Backend;
@@ -39,6 +39,11 @@ pub const CONFIG_FILE: &str = "config.toml";
 pub const LABELED_FILE: &str = "labeled.txt";
 /// The run's log, in the run directory.
 pub const LOG_FILE: &str = "log.txt";
+/// The class names in label order (line `i` names class `i`), in the run directory: what
+/// `predict` names its answers with, without the dataset at hand.
+pub const CLASSES_FILE: &str = "classes.txt";
+/// Each test video's predicted class per evaluated model, in the run directory (`eval`).
+pub const PREDICTIONS_FILE: &str = "predictions.tsv";
 
 /// Seed offsets, so that the random streams of different stages never coincide (a teacher's
 /// stages add `10 ×` its [`TeacherKind`](super::train_steps::TeacherKind) index).
@@ -187,8 +192,46 @@ impl StageContext<'_> {
 
     /// The experiment seed combined with a stage's [`seed_offset`].
     pub fn seed(&self, offset: u64) -> u64 {
-        self.config.seed.wrapping_mul(1_000).wrapping_add(offset)
+        stage_seed(self.config, offset)
     }
+}
+
+/// `config`'s seed combined with a stage's [`seed_offset`].
+pub fn stage_seed(config: &ExperimentConfig, offset: u64) -> u64 {
+    config.seed.wrapping_mul(1_000).wrapping_add(offset)
+}
+
+/// [`CLASSES_FILE`]'s text: one name per line, in label order.
+pub fn class_list(classes: &[String]) -> String {
+    classes.iter().map(|c| format!("{c}\n")).collect()
+}
+
+/// The class names of a [`CLASSES_FILE`], in label order.
+pub fn read_class_list(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {} (the run's class names)", path.display()))?;
+    let classes: Vec<String> = text.lines().map(str::to_string).collect();
+    if classes.is_empty() || classes.iter().any(|c| c.trim().is_empty()) {
+        bail!(
+            "{}: expected one class name per line, none empty",
+            path.display()
+        );
+    }
+    Ok(classes)
+}
+
+/// The multi-view evaluation clips of `config` (`[eval]`, the fine-tuning clip geometry):
+/// what the `eval` stage and `predict` feed the models.
+pub fn eval_recipe(config: &ExperimentConfig) -> Result<ClipRecipe> {
+    let (e, d) = (&config.eval, &config.data);
+    Ok(ClipRecipe::Eval {
+        clips: e.clips,
+        frames: d.frames,
+        stride: d.stride,
+        out_size: d.size,
+        crops: e.eval_crops()?,
+        crop_fraction: e.crop_fraction,
+    })
 }
 
 /// A tensor's values as `f32` on the host; `what` names them in the error.

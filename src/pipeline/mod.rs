@@ -11,8 +11,8 @@
 //!   configuration makes stale), [`lock`] (one command per run directory), [`context`] (what a
 //!   stage works with);
 //! - [`stages`], one module per stage;
-//! - [`run`] (the `experiment` command: data, stage order, resume) and [`summary`] (seeds side
-//!   by side).
+//! - [`run`] (the `experiment` command: data, stage order, resume), [`summary`] (seeds side
+//!   by side) and [`predict`] (a run's model on video files).
 //!
 //! Without the `video` feature the settings, the training machinery and the stage type remain;
 //! what reads video files (the context, the stages, the run, accuracy and summaries, which
@@ -31,6 +31,8 @@ pub mod extends;
 pub mod learner;
 pub mod lock;
 pub mod metric_files;
+#[cfg(feature = "video")]
+pub mod predict;
 pub mod registry;
 #[cfg(feature = "video")]
 pub mod run;

@@ -9,7 +9,10 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::burn_log::BurnLog;
 use super::config::{DataSource, ExperimentConfig};
-use super::context::{CONFIG_FILE, DONE_FILE, LABELED_FILE, LOG_FILE, PreparedData, StageContext};
+use super::context::{
+    CLASSES_FILE, CONFIG_FILE, DONE_FILE, LABELED_FILE, LOG_FILE, PreparedData, StageContext,
+    class_list,
+};
 use super::drift;
 use super::lock::RunLock;
 use super::registry;
@@ -145,6 +148,10 @@ pub fn prepare_run(opts: &RunOptions) -> Result<PreparedRun> {
     let data = prepare_data(&config, opts.data_root.as_deref(), &dir, &log, &disk)?;
     check_runnable(&data, &stages)?;
     disk.write_atomic(&dir.join(CONFIG_FILE), config.to_toml()?.as_bytes())?;
+    disk.write_atomic(
+        &dir.join(CLASSES_FILE),
+        class_list(&data.classes).as_bytes(),
+    )?;
     Ok(PreparedRun {
         config,
         data,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
+use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
@@ -14,15 +15,16 @@ use serde::{Deserialize, Serialize};
 
 use super::score::{VideoScore, read_scores};
 use crate::checkpoint::load_module;
-use crate::data::clips::ClipRecipe;
+use crate::data::batch::ClipTensors;
 use crate::data::loader::LoaderItem;
 use crate::data::synth::Family;
 use crate::data::tensors::{ClipBatcher, VideoClipDataset};
 use crate::model::VideoClassifier;
-use crate::pipeline::accuracy::{Accuracy, FamilyAccuracy, accuracy, auroc};
+use crate::pipeline::accuracy::{Accuracy, FamilyAccuracy, accuracy, argmax, auroc};
 use crate::pipeline::checks::{ALL_LABELS_ROW, prerequisites};
 use crate::pipeline::context::{
-    METRICS_FILE, PROBE_FILE, SCORES_FILE, StageContext, host_values, seed_offset,
+    METRICS_FILE, PREDICTIONS_FILE, PROBE_FILE, SCORES_FILE, StageContext, eval_recipe,
+    host_values, seed_offset,
 };
 use crate::pipeline::runlog::RunLog;
 use crate::pipeline::stage::Stage;
@@ -74,16 +76,7 @@ pub fn evaluate<B: Backend>(ctx: &StageContext<'_>, device: &B::Device) -> Resul
     if models.is_empty() {
         bail!("nothing to evaluate: no stage has produced a model yet");
     }
-    let e = &ctx.config.eval;
-    let d = &ctx.config.data;
-    let recipe = ClipRecipe::Eval {
-        clips: e.clips,
-        frames: d.frames,
-        stride: d.stride,
-        out_size: d.size,
-        crops: e.eval_crops()?,
-        crop_fraction: e.crop_fraction,
-    };
+    let recipe = eval_recipe(ctx.config)?;
     let items: Vec<LoaderItem> = ctx
         .data
         .test
@@ -94,32 +87,16 @@ pub fn evaluate<B: Backend>(ctx: &StageContext<'_>, device: &B::Device) -> Resul
     let loader = ctx.loader(
         ClipBatcher,
         SharedDataset(dataset.clone()),
-        e.batch_size,
+        ctx.config.eval.batch_size,
         None,
         device,
     );
-    let mut probabilities: Vec<BTreeMap<usize, Vec<f32>>> = vec![BTreeMap::new(); models.len()];
     let total = ctx.data.test.len();
-    for batch in loader.iter() {
-        let [b, n, ..] = batch.clips.dims();
-        let x = batch.flattened();
-        for ((_, model), store) in models.iter().zip(probabilities.iter_mut()) {
-            let p = softmax(model.forward(x.clone()), 1)
-                .reshape([b, n, classes])
-                .mean_dim(1)
-                .reshape([b * classes]);
-            let values = host_values(p, "predictions")?;
-            for (k, &v) in batch.videos.iter().enumerate() {
-                store
-                    .entry(v)
-                    .or_insert_with(|| values[k * classes..(k + 1) * classes].to_vec());
-            }
-        }
-        ctx.log.line(&format!(
-            "[eval] {}/{total} test videos",
-            probabilities[0].len()
-        ));
-    }
+    let only_models: Vec<&VideoClassifier<B>> = models.iter().map(|(_, m)| m).collect();
+    let probabilities = view_probabilities(&only_models, &*loader, classes, |done| {
+        ctx.log.line(&format!("[eval] {done}/{total} test videos"))
+    })?;
+    write_predictions(ctx, &models, &probabilities)?;
     let skipped = dataset.skipped().len();
     let scores_path = ctx.stage_dir(Stage::Score).join(SCORES_FILE);
     let scores = if scores_path.is_file() {
@@ -134,8 +111,72 @@ pub fn evaluate<B: Backend>(ctx: &StageContext<'_>, device: &B::Device) -> Resul
     Ok(path)
 }
 
+/// Each model's class probabilities per video (keyed by the video's index in the loader's item
+/// list): the softmax of every view's logits, averaged over the video's views. `progress` is
+/// told how many videos are done after each batch.
+pub fn view_probabilities<B: Backend>(
+    models: &[&VideoClassifier<B>],
+    loader: &dyn DataLoader<B, ClipTensors<B>>,
+    classes: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<BTreeMap<usize, Vec<f32>>>> {
+    let mut probabilities: Vec<BTreeMap<usize, Vec<f32>>> = vec![BTreeMap::new(); models.len()];
+    for batch in loader.iter() {
+        let [b, n, ..] = batch.clips.dims();
+        let x = batch.flattened();
+        for (model, store) in models.iter().zip(probabilities.iter_mut()) {
+            let p = softmax(model.forward(x.clone()), 1)
+                .reshape([b, n, classes])
+                .mean_dim(1)
+                .reshape([b * classes]);
+            let values = host_values(p, "predictions")?;
+            for (k, &v) in batch.videos.iter().enumerate() {
+                store
+                    .entry(v)
+                    .or_insert_with(|| values[k * classes..(k + 1) * classes].to_vec());
+            }
+        }
+        progress(probabilities.first().map_or(0, BTreeMap::len));
+    }
+    Ok(probabilities)
+}
+
+/// [`PREDICTIONS_FILE`]: a row per evaluated test video (its path under the data root, its
+/// class, then each model's predicted class), tab-separated with a header.
+fn write_predictions<B: Backend>(
+    ctx: &StageContext<'_>,
+    models: &[(&str, VideoClassifier<B>)],
+    probabilities: &[BTreeMap<usize, Vec<f32>>],
+) -> Result<()> {
+    let names = &ctx.data.classes;
+    let mut text = String::from("video\tlabel");
+    for (row, _) in models {
+        text.push('\t');
+        text.push_str(row);
+    }
+    text.push('\n');
+    for &v in probabilities
+        .first()
+        .map(|p| p.keys())
+        .into_iter()
+        .flatten()
+    {
+        let video = &ctx.data.test[v];
+        text.push_str(&ctx.data.key(&video.path));
+        text.push('\t');
+        text.push_str(&names[video.label]);
+        for store in probabilities {
+            text.push('\t');
+            text.push_str(store.get(&v).map_or("", |p| names[argmax(p)].as_str()));
+        }
+        text.push('\n');
+    }
+    ctx.disk
+        .write_atomic(&ctx.dir.join(PREDICTIONS_FILE), text.as_bytes())
+}
+
 /// Lets a dataset be shared with the loader while the caller keeps reading its skip list.
-struct SharedDataset(Arc<VideoClipDataset>);
+pub(crate) struct SharedDataset(pub(crate) Arc<VideoClipDataset>);
 
 impl Dataset<crate::data::clips::VideoClips> for SharedDataset {
     fn get(&self, index: usize) -> Option<crate::data::clips::VideoClips> {
