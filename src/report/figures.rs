@@ -98,7 +98,13 @@ fn label_font() -> TextStyle<'static> {
     (FAMILY, LABEL_PX).into_font().into()
 }
 
-/// `(lo, hi)` of `values` widened so that a flat series still gets an axis.
+/// Margin around the data on each axis, as a share of its span.
+const AXIS_MARGIN: f64 = 0.05;
+/// Half-width of the axis around a flat series, as a share of its value (one epoch, a
+/// constant learning rate).
+const FLAT_MARGIN: f64 = 0.1;
+
+/// `(lo, hi)` of `values` widened so that a flat series still gets a readable axis.
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
@@ -108,7 +114,14 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
-    let pad = ((hi - lo) * 0.05).max(1e-6 * hi.abs().max(1.0));
+    let span = hi - lo;
+    let pad = if span > f64::EPSILON * hi.abs().max(1.0) {
+        span * AXIS_MARGIN
+    } else if hi != 0.0 {
+        hi.abs() * FLAT_MARGIN
+    } else {
+        1.0
+    };
     (lo - pad, hi + pad)
 }
 
