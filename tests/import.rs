@@ -40,6 +40,19 @@ fn assert_logits_match(actual: &[f64], expected: &[f64]) {
     }
 }
 
+/// A full (head included) torchvision-layout import of `path` gives PyTorch's logits.
+fn assert_full_import_matches(name: &str, arch: Arch, path: &Path, expected: &[f64]) {
+    let mut model = tiny(arch);
+    load_pytorch_weights(
+        &mut model,
+        path,
+        KeyLayout::Torchvision,
+        HeadPolicy::Require,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+    assert_logits_match(&logits(&model, name), expected);
+}
+
 /// How a `.pth` file made from a golden safetensors file is laid out.
 #[derive(Clone, Copy)]
 struct PthLayout<'a> {
@@ -99,15 +112,7 @@ fn pth_state_dict_and_checkpoint_import_like_safetensors() {
         };
         for layout in [PLAIN, checkpoint] {
             let path = make_pth(name, dir.path(), layout);
-            let mut model = tiny(arch);
-            load_pytorch_weights(
-                &mut model,
-                &path,
-                KeyLayout::Torchvision,
-                HeadPolicy::Require,
-            )
-            .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-            assert_logits_match(&logits(&model, name), &expected);
+            assert_full_import_matches(name, arch, &path, &expected);
         }
     }
 }
@@ -132,15 +137,7 @@ fn release_checkpoint_layouts_import() {
             head: None,
         };
         let path = make_pth("r3d_tiny", dir.path(), layout);
-        let mut model = tiny(Arch::R3d18);
-        load_pytorch_weights(
-            &mut model,
-            &path,
-            KeyLayout::Torchvision,
-            HeadPolicy::Require,
-        )
-        .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-        assert_logits_match(&logits(&model, "r3d_tiny"), &expected);
+        assert_full_import_matches("r3d_tiny", Arch::R3d18, &path, &expected);
     }
     let pretraining = PthLayout {
         wrapper: Some("state_dict"),
