@@ -108,18 +108,80 @@ pub fn compiled_devices() -> Vec<&'static str> {
 pub trait BackendTask {
     type Output;
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<Self::Output>;
+
+    /// Run on several devices of one backend (data-parallel training; the first device is
+    /// the main one). Tasks that use one device say so when given more.
+    fn run_on_devices<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Result<Self::Output>
+    where
+        Self: Sized,
+    {
+        match <[B::Device; 1]>::try_from(devices) {
+            Ok([device]) => self.run::<B>(device),
+            Err(devices) => bail!(
+                "this command runs on one device, not {} (--devices is for training)",
+                devices.len()
+            ),
+        }
+    }
 }
 
 /// Run `task` on the backend named by `spec`, or say which cargo feature it needs.
 pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> Result<T::Output> {
-    match spec {
-        DeviceSpec::Cpu => {
-            task.run::<Autodiff<burn::backend::Flex>>(burn::backend::flex::FlexDevice)
+    dispatch_on(&[spec], task)
+}
+
+/// Run `task` on the devices `specs` name, all of one backend: several GPUs of one kind
+/// (`cuda:0,cuda:1`), or one CPU backend named more than once — CPU "devices" share the
+/// machine's cores, which makes them a test of the multi-device path, not a speed-up.
+pub fn dispatch_on<T: BackendTask>(specs: &[DeviceSpec], task: T) -> Result<T::Output> {
+    let Some(&first) = specs.first() else {
+        bail!("no device given");
+    };
+    if let Some(other) = specs
+        .iter()
+        .find(|s| std::mem::discriminant(*s) != std::mem::discriminant(&first))
+    {
+        bail!(
+            "devices {first} and {other} are different backends: several devices must be of one backend"
+        );
+    }
+    let n = specs.len();
+    if n > 1
+        && matches!(
+            first,
+            DeviceSpec::Wgpu | DeviceSpec::Metal | DeviceSpec::Vulkan
+        )
+    {
+        bail!(
+            "device {first}: one device only (wgpu uses its default adapter); several GPUs: cuda:0,cuda:1,…"
+        );
+    }
+    match first {
+        DeviceSpec::Cpu => task.run_on_devices::<Autodiff<burn::backend::Flex>>(vec![
+            burn::backend::flex::FlexDevice;
+            n
+        ]),
+        DeviceSpec::NdArray => task.run_on_devices::<Autodiff<burn::backend::NdArray>>(vec![
+                burn::backend::ndarray::NdArrayDevice::Cpu;
+                n
+            ]),
+        DeviceSpec::Cuda(_) => {
+            let indices: Vec<usize> = specs
+                .iter()
+                .filter_map(|s| match s {
+                    DeviceSpec::Cuda(i) => Some(*i),
+                    _ => None,
+                })
+                .collect();
+            if let Some(i) = indices
+                .iter()
+                .enumerate()
+                .find_map(|(k, i)| indices[..k].contains(i).then_some(i))
+            {
+                bail!("device cuda:{i} is named twice");
+            }
+            run_cuda(indices, task)
         }
-        DeviceSpec::NdArray => {
-            task.run::<Autodiff<burn::backend::NdArray>>(burn::backend::ndarray::NdArrayDevice::Cpu)
-        }
-        DeviceSpec::Cuda(index) => run_cuda(index, task),
         DeviceSpec::Wgpu => run_wgpu(task),
         DeviceSpec::Metal => run_metal(task),
         DeviceSpec::Vulkan => run_vulkan(task),
@@ -135,17 +197,22 @@ fn not_compiled(device: &str, feature: &str) -> anyhow::Error {
 }
 
 #[cfg(feature = "cuda")]
-fn run_cuda<T: BackendTask>(index: usize, task: T) -> Result<T::Output> {
+fn run_cuda<T: BackendTask>(indices: Vec<usize>, task: T) -> Result<T::Output> {
     use burn::backend::Cuda;
     use burn::backend::cuda::CudaDevice;
-    let device = CudaDevice::new(index);
-    probe::<Cuda>(&device, &format!("cuda:{index}"))?;
-    task.run::<Autodiff<Cuda>>(device)
+    let devices: Vec<CudaDevice> = indices.iter().map(|&i| CudaDevice::new(i)).collect();
+    for (device, index) in devices.iter().zip(&indices) {
+        probe::<Cuda>(device, &format!("cuda:{index}"))?;
+    }
+    task.run_on_devices::<Autodiff<Cuda>>(devices)
 }
 
 #[cfg(not(feature = "cuda"))]
-fn run_cuda<T: BackendTask>(index: usize, _task: T) -> Result<T::Output> {
-    Err(not_compiled(&format!("cuda:{index}"), "cuda"))
+fn run_cuda<T: BackendTask>(indices: Vec<usize>, _task: T) -> Result<T::Output> {
+    Err(not_compiled(
+        &format!("cuda:{}", indices.first().copied().unwrap_or_default()),
+        "cuda",
+    ))
 }
 
 #[cfg(feature = "wgpu")]
@@ -247,6 +314,48 @@ mod tests {
         assert_eq!("WGPU".parse::<DeviceSpec>().unwrap(), DeviceSpec::Wgpu);
         assert!("tpu".parse::<DeviceSpec>().is_err());
         assert!("cuda:x".parse::<DeviceSpec>().is_err());
+    }
+
+    #[test]
+    fn mixed_backends_and_repeated_gpus_are_refused() {
+        struct Count;
+        impl BackendTask for Count {
+            type Output = usize;
+            fn run<B: AutodiffBackend>(self, _device: B::Device) -> Result<usize> {
+                Ok(1)
+            }
+            fn run_on_devices<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Result<usize> {
+                Ok(devices.len())
+            }
+        }
+        let cpu2 = [DeviceSpec::Cpu, DeviceSpec::Cpu];
+        assert_eq!(dispatch_on(&cpu2, Count).unwrap(), 2);
+        let mixed = dispatch_on(&[DeviceSpec::Cpu, DeviceSpec::NdArray], Count).unwrap_err();
+        assert!(mixed.to_string().contains("different backends"), "{mixed}");
+        let twice = dispatch_on(&[DeviceSpec::Cuda(1), DeviceSpec::Cuda(1)], Count).unwrap_err();
+        assert!(
+            twice.to_string().contains("cuda:1 is named twice"),
+            "{twice}"
+        );
+        let wgpu = dispatch_on(&[DeviceSpec::Wgpu, DeviceSpec::Wgpu], Count).unwrap_err();
+        assert!(wgpu.to_string().contains("one device only"), "{wgpu}");
+    }
+
+    #[test]
+    fn a_single_device_task_refuses_several() {
+        struct One;
+        impl BackendTask for One {
+            type Output = ();
+            fn run<B: AutodiffBackend>(self, _device: B::Device) -> Result<()> {
+                Ok(())
+            }
+        }
+        let err = dispatch_on(&[DeviceSpec::Cpu, DeviceSpec::Cpu], One).unwrap_err();
+        assert!(
+            err.to_string().contains("runs on one device, not 2"),
+            "{err}"
+        );
+        assert!(dispatch(DeviceSpec::Cpu, One).is_ok());
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -12,6 +12,14 @@ pub fn by_name<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> 
     T::deserialize(de).map_err(|e| e.to_string())
 }
 
+/// The name `value` has in an experiment TOML (its serde name), for messages.
+pub fn name_of<T: serde::Serialize + std::fmt::Debug>(value: &T) -> String {
+    toml::Value::try_from(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -23,6 +31,7 @@ mod tests {
         assert_eq!(by_name::<Arch>("r3d18_dilated"), Ok(Arch::R3d18Dilated));
         assert_eq!(by_name::<Arch>("slow_r50"), Ok(Arch::SlowR50));
         assert_eq!(by_name::<ConvAlgorithm>("gemm"), Ok(ConvAlgorithm::Gemm));
+        assert_eq!(name_of(&Arch::R3d18Dilated), "r3d18_dilated");
         let err = by_name::<Arch>("r3d").unwrap_err();
         assert!(err.contains("r3d") && err.contains("r2plus1d18"), "{err}");
     }

@@ -13,6 +13,20 @@ const NORM_EPS: f64 = 1e-12;
 
 /// Mean off-diagonal cosine similarity of `n` clip embeddings per video:
 /// `[V, n, D]` (need not be normalised) → `[V]`.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use timebalance::tstr::self_similarity;
+///
+/// // Video 0 looks the same at every time (score 1); video 1's clips are orthogonal (0).
+/// let e = Tensor::<Flex, 3>::from_floats(
+///     [[[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]], [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]],
+///     &Default::default(),
+/// );
+/// let s: Vec<f32> = self_similarity(e).into_data().to_vec().unwrap();
+/// assert!((s[0] - 1.0).abs() < 1e-6 && s[1].abs() < 1e-6);
+/// ```
 pub fn self_similarity<B: Backend>(embeddings: Tensor<B, 3>) -> Tensor<B, 1> {
     let [v, n, _] = embeddings.dims();
     let norm = embeddings
@@ -52,6 +66,13 @@ pub enum ScoreNormalization {
 }
 
 /// The invariant teacher's weight w(v) for every score.
+///
+/// ```
+/// use timebalance::tstr::{ScoreNormalization, teacher_weights};
+///
+/// assert_eq!(teacher_weights(&[-0.2, 0.5, 1.3], ScoreNormalization::None), [0.0, 0.5, 1.0]);
+/// assert_eq!(teacher_weights(&[1.0, 2.0, 3.0], ScoreNormalization::MinMax), [0.0, 0.5, 1.0]);
+/// ```
 pub fn teacher_weights(scores: &[f32], normalization: ScoreNormalization) -> Vec<f32> {
     match normalization {
         ScoreNormalization::None => scores.iter().map(|s| s.clamp(0.0, 1.0)).collect(),
@@ -70,6 +91,19 @@ pub fn teacher_weights(scores: &[f32], normalization: ScoreNormalization) -> Vec
 }
 
 /// p_T = w·p_I + (1 − w)·p_D with `weights` `[V]` and probabilities `[V, C]`.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::tensor::Tensor;
+/// use timebalance::tstr::teacher_target;
+///
+/// let d = Default::default();
+/// let p_i = Tensor::<Flex, 2>::from_floats([[1.0, 0.0]], &d);
+/// let p_d = Tensor::<Flex, 2>::from_floats([[0.0, 1.0]], &d);
+/// let w = Tensor::<Flex, 1>::from_floats([0.75], &d);
+/// let p: Vec<f32> = teacher_target(w, p_i, p_d).into_data().to_vec().unwrap();
+/// assert_eq!(p, [0.75, 0.25]);
+/// ```
 pub fn teacher_target<B: Backend>(
     weights: Tensor<B, 1>,
     p_invariant: Tensor<B, 2>,

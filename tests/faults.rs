@@ -224,6 +224,21 @@ fn a_changed_configuration_stops_before_any_work_unless_forced() {
     // Loader workers do not change results: accepted as is.
     prepared(&run(&PREPARE_ONLY, tmp.path(), &["data.workers=1"]));
 
+    // A directory made before a key existed (here: `model.channels`, at its default) is the
+    // same configuration; the same key at another value is a difference.
+    let config = dir.join("config.toml");
+    let written = std::fs::read_to_string(&config).unwrap();
+    let older: String = written
+        .lines()
+        .filter(|l| !l.starts_with("channels ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(older, written, "config.toml has a `channels` key to remove");
+    std::fs::write(&config, older).unwrap();
+    prepared(&run(&PREPARE_ONLY, tmp.path(), &[]));
+    let log = failure(&run(&PREPARE_ONLY, tmp.path(), &["model.channels=\"bgr\""]));
+    assert!(log.contains("model.channels"), "{log}");
+
     let mut forced = PREPARE_ONLY.to_vec();
     forced.push("--force");
     let out = run(&forced, tmp.path(), &["model.width=8"]);

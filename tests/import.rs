@@ -119,7 +119,8 @@ fn pth_state_dict_and_checkpoint_import_like_safetensors() {
 
 /// The official TCLR/TimeBalance checkpoints: `nn.Sequential(backbone, projection_head)`
 /// under `DataParallel` (`module.0.` / `module.1.`) in a `state_dict` checkpoint with other
-/// entries, and `model_state_dict` checkpoints of other scripts. The weights must give
+/// entries, `model_state_dict` checkpoints of other scripts and PyTorchVideo's `.pyth`
+/// (`model_state`). The weights must give
 /// PyTorch's logits; the projection head is skipped by a backbone-only import and named by
 /// a full one.
 #[test]
@@ -139,6 +140,18 @@ fn release_checkpoint_layouts_import() {
         let path = make_pth("r3d_tiny", dir.path(), layout);
         assert_full_import_matches("r3d_tiny", Arch::R3d18, &path, &expected);
     }
+    // PyTorchVideo's model zoo: `.pyth` files with the weights under `model_state`.
+    let zoo = make_pth(
+        "r3d_tiny",
+        dir.path(),
+        PthLayout {
+            wrapper: Some("model_state"),
+            ..PLAIN
+        },
+    );
+    let pyth = zoo.with_extension("pyth");
+    std::fs::rename(&zoo, &pyth).unwrap();
+    assert_full_import_matches("r3d_tiny", Arch::R3d18, &pyth, &expected);
     let pretraining = PthLayout {
         wrapper: Some("state_dict"),
         prefix: "module.0.",
@@ -300,4 +313,77 @@ fn fresh_model_saved_and_loaded_gives_the_same_outputs() {
     let path = save_module(&Disk::new(), model, &dir.path().join("fresh")).unwrap();
     let loaded = load_module(tiny(Arch::Mc3_18), &path, &DEVICE).unwrap();
     assert_eq!(logits(&loaded, "r3d_tiny"), before);
+}
+
+/// `--init-from` (`model.init_from`): a stage trained from scratch starts its backbone from
+/// the file. The baseline trained with a vanishing learning rate keeps the file's weights
+/// (compared through features with batch statistics, which the running averages that
+/// training updates do not enter); a random start would not. A file that does not fit the
+/// configured backbone is an error naming the stage and the mismatched keys.
+#[cfg(feature = "video")]
+#[test]
+fn init_from_starts_a_stage_from_the_files_backbone() {
+    use crate::pipeline::{run, text};
+
+    const SYNTHETIC_CLASSES: usize = 4;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = golden_dir().join("r3d_tiny.safetensors");
+    let args = [
+        "experiment",
+        "synthetic",
+        "--stages",
+        "baseline",
+        "--init-from",
+        file.to_str().unwrap(),
+    ];
+    // The tiny experiment's width 4 does not fit the width-8 file.
+    let out = run(&args, &tmp.path().join("narrow"), &[]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("[baseline] model.init_from") && msg.contains("mismatches"),
+        "{msg}"
+    );
+
+    let width = format!("model.width={TINY_WIDTH}");
+    let out = run(
+        &args,
+        &tmp.path().join("fits"),
+        &[width.as_str(), "baseline.lr=1e-12"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("[baseline] backbone initialised from"),
+        "{}",
+        text(&out)
+    );
+    let template = || {
+        VideoClassifier::<B>::new(
+            BackboneConfig::new(Arch::R3d18, TINY_WIDTH),
+            SYNTHETIC_CLASSES,
+            &DEVICE,
+        )
+    };
+    let trained = load_module(
+        template(),
+        &tmp.path().join("fits/synthetic/baseline/model.mpk"),
+        &DEVICE,
+    )
+    .unwrap();
+    let mut imported = template();
+    load_pytorch_weights(
+        &mut imported,
+        &file,
+        KeyLayout::Torchvision,
+        HeadPolicy::BackboneOnly,
+    )
+    .unwrap();
+    let input = || -> Tensor<B, 5> { tensor(&read_json("r3d_tiny.json")["input"], &DEVICE) };
+    let pooled = |m: &VideoClassifier<B>| values(m.backbone.features(input()).pooled);
+    let (got, expected) = (pooled(&trained), pooled(&imported));
+    assert!(
+        rel_l2(&got, &expected) < 1e-6,
+        "the baseline's backbone is not the file's: relative L2 {}",
+        rel_l2(&got, &expected)
+    );
 }

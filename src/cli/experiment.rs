@@ -18,31 +18,49 @@ pub struct RunArgs {
     #[arg(long)]
     data_root: Option<PathBuf>,
     /// cpu (flex, default), ndarray, cuda[:N], wgpu, metal, vulkan.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", conflicts_with = "devices")]
     device: DeviceSpec,
+    /// Data-parallel training on several devices of one backend: cuda:0,cuda:1 (each takes
+    /// an equal part of every batch; batch sizes stay global). Stages that do not train use
+    /// the first.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    devices: Vec<DeviceSpec>,
     /// Parent of the run directory.
     #[arg(long, default_value = "runs")]
     out: PathBuf,
     /// Override a configuration value: --set pretrain.epochs=10 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Start every model trained from scratch (teachers' pre-training, baseline, all-label
+    /// reference, a random-init student) from this PyTorch file's backbone: the same as
+    /// `--set model.init_from=PATH` (see also model.init_layout, model.channels).
+    #[arg(long, value_name = "PATH")]
+    init_from: Option<PathBuf>,
     /// Rerun the selected stages even if they are complete.
     #[arg(long)]
     force: bool,
 }
 
 impl RunArgs {
-    pub fn run(self, stages: Option<Vec<Stage>>) -> Result<()> {
+    pub fn run(mut self, stages: Option<Vec<Stage>>) -> Result<()> {
+        if let Some(path) = &self.init_from {
+            // As a TOML string, so that no path is read as another type.
+            let path = toml::Value::String(path.display().to_string());
+            self.overrides.push(format!("model.init_from={path}"));
+        }
         let opts = RunOptions {
             experiment: self.experiment,
             data_root: self.data_root,
-            device: self.device,
+            devices: match self.devices.is_empty() {
+                true => vec![self.device],
+                false => self.devices,
+            },
             out: self.out,
             overrides: self.overrides,
             stages,
             force: self.force,
         };
-        let dir = prepare_run(&opts)?.run_on(opts.device)?;
+        let dir = prepare_run(&opts)?.run_on(&opts.devices)?;
         println!("run directory: {}", dir.display());
         // The run's results are complete at this point: a report that cannot be drawn is
         // said, not a failed run (`timebalance report DIR` draws it again).

@@ -45,6 +45,16 @@
 //! are level (clips/s, this one / `ClipLoader`, mean of 2 alternated runs: 144.3 / 153.2,
 //! 63.5 / 62.3, 136.5 / 126.3, 10.2 / 10.5; before the change this loader's were 139.6, 59.5,
 //! 107.6, 9.3).
+//!
+//! # Parts for several devices
+//!
+//! burn-train's multi-device training splits a loader with [`DataLoader::slice`]: device `d`
+//! of `n` gets `slice(d·len/n, (d+1)·len/n)`. Cutting the dataset into `n` contiguous runs
+//! would again fix which videos can share a step (the runs are often whole classes). When a
+//! slice is one of `n` equal parts and the dataset holds whole global batches (`n ×
+//! batch_size` items each), it is instead the `d`-th `batch_size` items of every global batch
+//! of the epoch's permutation (`Part`): the `n` devices together see exactly the batches one
+//! device would see with a batch `n` times larger. Any other slice is the contiguous range.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -84,6 +94,47 @@ pub struct EpochLoader<B: Backend, I, O> {
     device: B::Device,
     /// Epochs started so far (one per [`DataLoader::iter`] call).
     epochs: Arc<AtomicU64>,
+    /// Which part of every global batch this loader serves (`None`: all of each).
+    part: Option<Part>,
+}
+
+/// Part `index` of `count`: in every run of `count × batch_size` items of the epoch order,
+/// the `index`-th `batch_size` items (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Part {
+    index: usize,
+    count: usize,
+}
+
+impl Part {
+    /// The part `start..end` of `len` items is, when it is one of equal parts of whole
+    /// global batches of `batch_size` per part.
+    fn of_slice(start: usize, end: usize, len: usize, batch_size: usize) -> Option<Part> {
+        let size = end.checked_sub(start).filter(|&s| s > 0)?;
+        let count = len / size;
+        let whole = len.is_multiple_of(size)
+            && start.is_multiple_of(size)
+            && count > 1
+            && len.is_multiple_of(count * batch_size);
+        whole.then_some(Part {
+            index: start / size,
+            count,
+        })
+    }
+
+    /// This part's items of the epoch order `order`.
+    fn select(self, order: &[usize], batch_size: usize) -> Vec<usize> {
+        order
+            .chunks(self.count * batch_size)
+            .flat_map(|global| {
+                global
+                    .chunks(batch_size)
+                    .nth(self.index)
+                    .unwrap_or_default()
+            })
+            .copied()
+            .collect()
+    }
 }
 
 impl<B: Backend, I, O> EpochLoader<B, I, O>
@@ -109,6 +160,7 @@ where
             shuffle,
             device,
             epochs: Arc::new(AtomicU64::new(0)),
+            part: None,
         }
     }
 
@@ -116,7 +168,11 @@ where
     fn next_epoch_order(&self) -> Vec<usize> {
         let epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
         let seed = self.shuffle.unwrap_or_default();
-        epoch_order(self.dataset.len(), self.shuffle.is_some(), seed, epoch)
+        let order = epoch_order(self.dataset.len(), self.shuffle.is_some(), seed, epoch);
+        match self.part {
+            Some(part) => part.select(&order, self.batch_size),
+            None => order,
+        }
     }
 
     fn with_parts(&self, dataset: SharedDataset<I>, device: B::Device) -> Self {
@@ -128,6 +184,7 @@ where
             shuffle: self.shuffle,
             device,
             epochs: Arc::new(AtomicU64::new(self.epochs.load(Ordering::Relaxed))),
+            part: self.part,
         }
     }
 }
@@ -187,7 +244,10 @@ where
     }
 
     fn num_items(&self) -> usize {
-        self.dataset.len()
+        match self.part {
+            Some(part) => self.dataset.len() / part.count,
+            None => self.dataset.len(),
+        }
     }
 
     fn to_device(&self, device: &B::Device) -> Arc<dyn DataLoader<B, O>> {
@@ -195,13 +255,34 @@ where
     }
 
     fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, O>> {
-        let part = PartialDataset::new(self.dataset.clone(), start, end);
-        Arc::new(self.with_parts(Arc::new(part), self.device.clone()))
+        let len = self.dataset.len();
+        match Part::of_slice(start, end, len, self.batch_size).filter(|_| self.part.is_none()) {
+            Some(part) => Arc::new(Self {
+                part: Some(part),
+                ..self.with_parts(self.dataset.clone(), self.device.clone())
+            }),
+            None => {
+                let range = PartialDataset::new(self.dataset.clone(), start, end);
+                Arc::new(self.with_parts(Arc::new(range), self.device.clone()))
+            }
+        }
     }
 }
 
 /// The order in which an epoch visits `n` items: `0..n`, or a permutation drawn from
 /// (`seed`, `epoch`) alone.
+///
+/// ```
+/// use timebalance::data::loader::epoch_order;
+///
+/// assert_eq!(epoch_order(4, false, 7, 0), [0, 1, 2, 3]);
+/// let (first, again) = (epoch_order(100, true, 7, 0), epoch_order(100, true, 7, 0));
+/// assert_eq!(first, again); // reproducible from the seed and epoch alone
+/// assert_ne!(first, epoch_order(100, true, 7, 1)); // reshuffled every epoch
+/// let mut sorted = first.clone();
+/// sorted.sort();
+/// assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+/// ```
 pub fn epoch_order(n: usize, shuffle: bool, seed: u64, epoch: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     if shuffle {
@@ -554,5 +635,27 @@ mod tests {
         let items: Vec<usize> = part.iter().flatten().collect();
         assert_eq!(items, vec![2, 3, 4, 5, 6]);
         assert_eq!(l.to_device(&Default::default()).num_items(), 10);
+    }
+
+    #[test]
+    fn equal_slices_of_whole_global_batches_share_every_global_batch() {
+        // Two devices with batches of 2 see, step by step, the batches of 4 of one device.
+        let one = loader(16, 4, 1, Some(3));
+        let parts = loader(16, 2, 2, Some(3));
+        let (first, second) = (parts.slice(0, 8), parts.slice(8, 16));
+        assert_eq!((first.num_items(), second.num_items()), (8, 8));
+        for _ in 0..2 {
+            let global = epoch(&one);
+            let a: Vec<Vec<usize>> = first.iter().collect();
+            let b: Vec<Vec<usize>> = second.iter().collect();
+            assert_eq!(global.len(), 4);
+            for (k, batch) in global.iter().enumerate() {
+                assert_eq!(*batch, [a[k].clone(), b[k].clone()].concat(), "step {k}");
+            }
+        }
+        // Not whole global batches (18 items, batches of 2 on 2 devices): contiguous runs.
+        let odd = loader(18, 2, 1, None);
+        let items: Vec<usize> = odd.slice(0, 9).iter().flatten().collect();
+        assert_eq!(items, (0..9).collect::<Vec<_>>());
     }
 }

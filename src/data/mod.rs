@@ -13,6 +13,7 @@ pub mod batch;
 #[cfg(feature = "video")]
 pub mod clips;
 pub mod datasets;
+pub mod input;
 pub mod loader;
 #[cfg(feature = "video")]
 pub mod metadata;

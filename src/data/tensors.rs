@@ -15,6 +15,7 @@ use burn::tensor::backend::Backend;
 
 use super::batch::ClipTensors;
 use super::clips::{ClipError, ClipMaker, ClipRecipe, VideoClips, video_rng};
+use super::input::InputPixels;
 use super::loader::LoaderItem;
 
 /// How many following videos a failed item may be replaced by before giving up: a
@@ -94,6 +95,8 @@ pub struct VideoClipDataset {
     skipped: Mutex<BTreeMap<usize, SkippedVideo>>,
     /// Where skipped videos are also reported (the stage's count).
     report: Option<SkipLog>,
+    /// Conversion of every clip to the network's input convention (identity by default).
+    pixels: InputPixels,
     /// Reported length: the number of videos, or more after [`Self::padded_to_batches`].
     len: usize,
 }
@@ -115,8 +118,15 @@ impl VideoClipDataset {
             draws,
             skipped: Mutex::new(BTreeMap::new()),
             report: None,
+            pixels: InputPixels::default(),
             len,
         })
+    }
+
+    /// Hand out clips converted to what the network reads (channel order, normalisation).
+    pub fn with_pixels(mut self, pixels: InputPixels) -> Self {
+        self.pixels = pixels;
+        self
     }
 
     /// Also report skipped videos to `log`.
@@ -157,7 +167,9 @@ impl VideoClipDataset {
         let (path, label) = &self.items[index];
         let draw = self.draws[index].fetch_add(1, Ordering::Relaxed);
         let mut rng = video_rng(self.seed, draw, index);
-        maker.load(path, index, *label, &mut rng)
+        let mut clips = maker.load(path, index, *label, &mut rng)?;
+        self.pixels.apply(&mut clips);
+        Ok(clips)
     }
 
     fn record_skip(&self, index: usize, path: &Path, error: &ClipError) {

@@ -15,8 +15,10 @@ use burn::store::{
 };
 use burn::tensor::backend::Backend;
 
+/// PyTorch batch norm's step counter: kept in state dicts, not a parameter.
+pub const BATCH_COUNTER_SUFFIX: &str = "num_batches_tracked";
 /// Keys PyTorch keeps in a state dict that have no parameter counterpart.
-const IGNORED_KEY_SUFFIXES: &[&str] = &["num_batches_tracked"];
+const IGNORED_KEY_SUFFIXES: &[&str] = &[BATCH_COUNTER_SUFFIX];
 /// Prefixes of checkpoint keys written by `DataParallel`/`DistributedDataParallel`.
 const WRAPPER_PREFIX_RULE: (&str, &str) = (r"^module\.", "");
 /// The official TCLR and TimeBalance releases' pre-training checkpoints hold
@@ -31,8 +33,11 @@ const RELEASE_PREFIX_RULES: &[(&str, &str)] = &[
     (r"^1\.", "head.pretraining."),
 ];
 /// The keys under which training checkpoints keep the state dict (the releases and most
-/// PyTorch scripts: `state_dict`; others `model_state_dict`).
-const CHECKPOINT_STATE_KEYS: [&str; 2] = ["state_dict", "model_state_dict"];
+/// PyTorch scripts: `state_dict`; others `model_state_dict`; PyTorchVideo's model zoo
+/// `.pyth` files, `model_state`).
+const CHECKPOINT_STATE_KEYS: [&str; 3] = ["state_dict", "model_state_dict", "model_state"];
+/// Extensions of PyTorch pickle/zip files (`.pyth`: PyTorchVideo's model zoo).
+const PYTORCH_EXTENSIONS: [&str; 5] = ["pth", "pt", "pyth", "bin", "ckpt"];
 /// Our parameter paths of the classifier (not present in a backbone-only file).
 const HEAD_PREFIXES: &[&str] = &["fc.", "head."];
 
@@ -161,9 +166,9 @@ pub fn load_pytorch_weights<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
                 .map_err(|e| anyhow::anyhow!("{e}"))
                 .with_context(|| format!("reading safetensors file {}", path.display()))?
         }
-        "pth" | "pt" | "bin" | "ckpt" => load_pth(model, path, layout)?,
+        e if PYTORCH_EXTENSIONS.contains(&e) => load_pth(model, path, layout)?,
         other => bail!(
-            "weights file {}: unknown extension {other:?}; expected .safetensors, .pth or .pt",
+            "weights file {}: unknown extension {other:?}; expected .safetensors, .pth, .pt or .pyth",
             path.display()
         ),
     };

@@ -174,6 +174,18 @@ pub struct VideoClassifier<B: Backend> {
 
 impl<B: Backend> VideoClassifier<B> {
     /// A classifier with the architecture's usual dropout ([`Arch::default_dropout`]).
+    ///
+    /// ```
+    /// use burn::backend::Flex;
+    /// use burn::tensor::Tensor;
+    /// use timebalance::model::{Arch, BackboneConfig, VideoClassifier};
+    ///
+    /// // A width-2 R3D-18 (64 is the published width) on one clip of 4 frames of 16².
+    /// let device = Default::default();
+    /// let model = VideoClassifier::<Flex>::new(BackboneConfig::new(Arch::R3d18, 2), 5, &device);
+    /// let clip = Tensor::<Flex, 5>::zeros([1, 3, 4, 16, 16], &device);
+    /// assert_eq!(model.forward(clip).dims(), [1, 5]);
+    /// ```
     pub fn new(backbone: BackboneConfig, num_classes: usize, device: &B::Device) -> Self {
         Self {
             backbone: backbone.init(device),

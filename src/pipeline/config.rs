@@ -4,7 +4,7 @@
 //! Unknown keys and wrong types are errors that name the key; [`ExperimentConfig::validate`]
 //! checks value ranges before any work starts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -15,9 +15,11 @@ use super::extends::{self, BaseText};
 use super::registry;
 use crate::data::augment::EvalCrops;
 use crate::data::datasets::DatasetKind;
+use crate::data::input::{ChannelOrder, IDENTITY_MEAN, IDENTITY_STD, InputPixels};
 use crate::data::partition::LabeledAmount;
 use crate::data::sampling::{SSL_CLIP_FRAMES, SSL_DENSE_CLIPS, SSL_SPARSE_STRIDE};
 use crate::loss::{DistillKind, StudentWeights};
+use crate::model::import::KeyLayout;
 use crate::model::{Arch, BackboneConfig, VideoClassifier};
 use crate::ops::ConvAlgorithm;
 use crate::tstr::ScoreNormalization;
@@ -171,7 +173,7 @@ fn default_ssl_stride() -> usize {
 }
 
 /// Backbone of every model of the experiment (teachers, student, baseline).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub arch: Arch,
@@ -185,11 +187,58 @@ pub struct ModelConfig {
     /// operations on GPUs), `gemm` or `burn` (Burn's own, autotuned per geometry on GPUs).
     #[serde(default)]
     pub conv: ConvAlgorithm,
+    /// Pre-trained weights (a PyTorch state dict or checkpoint: `.pth`, `.pt`,
+    /// `.safetensors`) whose backbone starts every model trained from scratch: both
+    /// self-supervised teachers, the baseline, the all-label reference and a student with
+    /// `init = "random"` (the fine-tuned teachers start from their pre-training). Backbone
+    /// keys are checked strictly; a classifier or projection head in the file is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
+    /// Key names of `init_from` (default: `pytorchvideo` for `slow_r50`, else `torchvision`,
+    /// which TCLR's checkpoints also use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_layout: Option<KeyLayout>,
+    /// Channel order the network reads: `rgb`, or `bgr` for the official TCLR/TimeBalance
+    /// checkpoints (trained on OpenCV's BGR frames).
+    #[serde(default)]
+    pub channels: ChannelOrder,
+    /// Per-channel mean subtracted from `[0, 1]` pixels, in the network's channel order
+    /// (torchvision's Kinetics models: `data::input::KINETICS_MEAN`).
+    #[serde(default = "identity_mean")]
+    pub pixel_mean: [f32; 3],
+    /// Per-channel standard deviation pixels are divided by (after `pixel_mean`).
+    #[serde(default = "identity_std")]
+    pub pixel_std: [f32; 3],
+}
+
+fn identity_mean() -> [f32; 3] {
+    IDENTITY_MEAN
+}
+
+fn identity_std() -> [f32; 3] {
+    IDENTITY_STD
 }
 
 impl ModelConfig {
     pub fn backbone(&self) -> BackboneConfig {
         BackboneConfig::new(self.arch, self.width).with_conv(self.conv)
+    }
+
+    /// What the network expects of its input pixels.
+    pub fn input_pixels(&self) -> InputPixels {
+        InputPixels {
+            order: self.channels,
+            mean: self.pixel_mean,
+            std: self.pixel_std,
+        }
+    }
+
+    /// The key layout of `init_from`.
+    pub fn init_layout(&self) -> KeyLayout {
+        self.init_layout.unwrap_or(match self.arch {
+            Arch::SlowR50 => KeyLayout::Pytorchvideo,
+            _ => KeyLayout::Torchvision,
+        })
     }
 
     /// A fresh classifier of this backbone with the configured dropout.
@@ -480,6 +529,10 @@ impl ExperimentConfig {
         {
             bail!("model.dropout = {p}: expected a probability in [0, 1)");
         }
+        self.model
+            .input_pixels()
+            .validate()
+            .map_err(|e| anyhow::anyhow!("model: {e}"))?;
         let mut stages: Vec<(&str, &Optimisation)> = vec![
             ("pretrain", &self.pretrain.optim),
             ("finetune", &self.finetune),
@@ -607,7 +660,13 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
 }
 
 /// Keys that may be absent from a file but still set from the command line.
-const OPTIONAL_KEYS: [&str; 2] = ["data.labeled_fraction", "data.labeled_per_class"];
+const OPTIONAL_KEYS: [&str; 5] = [
+    "data.labeled_fraction",
+    "data.labeled_per_class",
+    "model.dropout",
+    "model.init_from",
+    "model.init_layout",
+];
 /// Pairs of keys of which at most one may be set.
 const EXCLUSIVE_KEYS: [(&str, &str); 1] = [("data.labeled_fraction", "data.labeled_per_class")];
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use burn::tensor::backend::Backend;
@@ -16,7 +16,7 @@ use super::runlog::RunLog;
 use super::stage::Stage;
 use crate::data::batch::ClipTensors;
 use crate::data::clips::ClipRecipe;
-use crate::data::datasets::VideoEntry;
+use crate::data::datasets::{VideoEntry, read_class_names};
 use crate::data::loader::{EpochLoader, LoaderItem};
 use crate::data::partition::Partition;
 use crate::data::synth::Family;
@@ -153,7 +153,9 @@ impl StageContext<'_> {
         recipe: ClipRecipe,
         seed: u64,
     ) -> Result<VideoClipDataset> {
-        Ok(VideoClipDataset::new(items, recipe, seed)?.reporting_to(self.skips.clone()))
+        Ok(VideoClipDataset::new(items, recipe, seed)?
+            .with_pixels(self.config.model.input_pixels())
+            .reporting_to(self.skips.clone()))
     }
 
     /// A loader over `dataset` with the configured workers.
@@ -206,18 +208,9 @@ pub fn class_list(classes: &[String]) -> String {
     classes.iter().map(|c| format!("{c}\n")).collect()
 }
 
-/// The class names of a [`CLASSES_FILE`], in label order.
+/// The class names of a run's [`CLASSES_FILE`], in label order.
 pub fn read_class_list(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {} (the run's class names)", path.display()))?;
-    let classes: Vec<String> = text.lines().map(str::to_string).collect();
-    if classes.is_empty() || classes.iter().any(|c| c.trim().is_empty()) {
-        bail!(
-            "{}: expected one class name per line, none empty",
-            path.display()
-        );
-    }
-    Ok(classes)
+    Ok(read_class_names(path, "the run's class names")?)
 }
 
 /// The multi-view evaluation clips of `config` (`[eval]`, the fine-tuning clip geometry):

@@ -1,6 +1,18 @@
 //! Glue between our stages and burn-train's `Learner`: an atomic checkpoint recorder, the
 //! warm-up learning-rate schedule, a plain-line renderer for non-terminals, resume detection,
 //! and [`fit`], which every training stage calls.
+//!
+//! # Several devices
+//!
+//! Given more than one device, [`fit`] trains with burn-train's multi-device strategy
+//! (`ExecutionStrategy::MultiDevice`, the optimiser on the first device): every step, each
+//! device runs the model on its own batch and the first sums their gradients. Batch sizes in
+//! the configuration stay **global**: each device takes `batch_size / devices` videos
+//! ([`device_batch`]), the loader gives device `d` the `d`-th part of every global batch
+//! (`crate::data::loader`), and each device's gradient is scaled by `1 / devices`, so the sum
+//! is the gradient of the mean loss over the global batch — the step a single device takes
+//! on the same batch. What differs is batch normalisation, whose statistics are each
+//! device's own (as PyTorch's `DistributedDataParallel` without `SyncBatchNorm`).
 
 use std::io::IsTerminal;
 use std::marker::PhantomData;
@@ -11,9 +23,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoader;
 use burn::module::AutodiffModule;
-use burn::module::{Module, ModuleDisplay};
-use burn::optim::LearningRate;
+use burn::module::{Module, ModuleDisplay, ModuleVisitor, Param};
 use burn::optim::lr_scheduler::LrScheduler;
+use burn::optim::{GradientsParams, LearningRate};
 use burn::record::{
     FileRecorder, FullPrecisionSettings, NamedMpkFileRecorder, Recorder, RecorderError,
 };
@@ -26,7 +38,8 @@ use burn::train::renderer::{
     MetricsRendererTraining, ProgressType, TrainingProgress,
 };
 use burn::train::{
-    InferenceStep, Interrupter, Learner, SupervisedTraining, TrainOutput, TrainStep,
+    ExecutionStrategy, InferenceStep, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining,
+    TrainOutput, TrainStep, TrainingStrategy,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -132,8 +145,37 @@ pub struct Monitored<B: Backend, M: Module<B>> {
     pub model: M,
     #[module(skip)]
     monitor: LossMonitor,
+    /// Factor of every gradient: `1 / devices` (module docs).
+    #[module(skip)]
+    grad_scale: f64,
     #[module(skip)]
     backend: PhantomData<B>,
+}
+
+/// Multiplies the gradient of each parameter it visits by `factor`.
+struct ScaleGradients<'a, B> {
+    grads: &'a mut GradientsParams,
+    factor: f64,
+    backend: PhantomData<B>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for ScaleGradients<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(grad) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+            self.grads
+                .register::<B::InnerBackend, D>(param.id, grad.mul_scalar(self.factor));
+        }
+    }
+}
+
+/// The per-device batch of a global `batch_size` split over `devices`.
+pub fn device_batch(stage: &str, batch_size: usize, devices: usize) -> Result<usize> {
+    if devices == 0 || !batch_size.is_multiple_of(devices) {
+        bail!(
+            "[{stage}] batch_size = {batch_size} does not split over {devices} devices: give a multiple of {devices}"
+        );
+    }
+    Ok(batch_size / devices)
 }
 
 impl<B: AutodiffBackend, M> TrainStep for Monitored<B, M>
@@ -144,8 +186,15 @@ where
     type Output = StepOutput<B>;
 
     fn step(&self, item: M::Input) -> TrainOutput<StepOutput<B>> {
-        let out = self.model.step(item);
+        let mut out = self.model.step(item);
         self.monitor.record(&out.item.total);
+        if self.grad_scale != 1.0 {
+            self.model.visit(&mut ScaleGradients {
+                grads: &mut out.grads,
+                factor: self.grad_scale,
+                backend: PhantomData,
+            });
+        }
         out
     }
 }
@@ -473,11 +522,13 @@ pub struct FitSpec<'a> {
 }
 
 /// Train `model` with burn-train's `Learner` (Adam, [`WarmupSchedule`]), checkpointing every
-/// epoch atomically and resuming from the newest complete checkpoint in `spec.dir`.
+/// epoch atomically and resuming from the newest complete checkpoint in `spec.dir`, on one
+/// device or data-parallel on several (module docs; `train` then yields per-device batches).
 /// Returns the trained model without autodiff.
 pub fn fit<B, M>(
     model: M,
     spec: &FitSpec<'_>,
+    devices: &[B::Device],
     train: Arc<dyn DataLoader<B, <M as TrainStep>::Input>>,
     valid: Arc<dyn DataLoader<B::InnerBackend, <M::InnerModule as InferenceStep>::Input>>,
 ) -> Result<M::InnerModule>
@@ -504,6 +555,7 @@ where
     let model = Monitored {
         model,
         monitor,
+        grad_scale: 1.0 / devices.len().max(1) as f64,
         backend: PhantomData,
     };
     let learner = Learner::new(model, adam.init(), schedule);
@@ -535,6 +587,11 @@ where
         .metric_train_numeric(ThroughputMetric::new())
         .metric_train_numeric(StatMetric::total())
         .metric_valid_numeric(StatMetric::total());
+    if devices.len() > 1 {
+        training = training.with_training_strategy(TrainingStrategy::Default(
+            ExecutionStrategy::multi(devices.to_vec(), MultiDeviceOptim::OptimMainDevice),
+        ));
+    }
     for name in spec.components {
         training = training.metric_train_numeric(StatMetric::component(name));
     }

@@ -2,7 +2,7 @@
 //! multi-view evaluation (the `[eval]` views of its `config.toml`) and class names (its
 //! `classes.txt`), so that a video's top-1 here is what the `eval` stage predicted for it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -156,7 +156,7 @@ pub fn collect_videos(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     for input in inputs {
         if input.is_dir() {
             let mut found = Vec::new();
-            walk(input, &mut found)?;
+            walk(input, &mut HashSet::new(), &mut found)?;
             found.sort();
             if found.is_empty() {
                 bail!(
@@ -178,14 +178,27 @@ pub fn collect_videos(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(videos)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("listing {}", dir.display()))?
-            .path();
+/// Video files under `dir`, recursively. Symbolic links to directories are followed (dataset
+/// trees are often assembled from links), each real directory once: a link back to an
+/// ancestor does not loop.
+fn walk(dir: &Path, visited: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) -> Result<()> {
+    let real =
+        std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
+    if !visited.insert(real) {
+        return Ok(());
+    }
+    let mut entries = std::fs::read_dir(dir)
+        .and_then(|entries| {
+            entries
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<Vec<_>>>()
+        })
+        .with_context(|| format!("listing {}", dir.display()))?;
+    // In name order, so that a directory reached by two paths is always listed by the same.
+    entries.sort();
+    for path in entries {
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, visited, out)?;
         } else if is_video_name(&path) {
             out.push(path);
         }
@@ -237,7 +250,10 @@ fn predict<B: Backend>(task: &PredictTask, device: &B::Device) -> Result<Predict
     let items: Vec<LoaderItem> = videos.iter().map(|v| (v.clone(), None)).collect();
     // The `eval` stage's seed, so that any random part of the views is drawn the same.
     let seed = stage_seed(config, seed_offset::EVAL);
-    let dataset = Arc::new(VideoClipDataset::new(items, eval_recipe(config)?, seed)?);
+    let dataset = Arc::new(
+        VideoClipDataset::new(items, eval_recipe(config)?, seed)?
+            .with_pixels(config.model.input_pixels()),
+    );
     let loader = EpochLoader::new(
         ClipBatcher,
         SharedDataset(dataset.clone()),
@@ -321,5 +337,25 @@ mod tests {
         assert!(format!("{err}").contains("absent.avi"), "{err}");
         let err = collect_videos(&[sub.join("nothing")]).unwrap_err();
         assert!(format!("{err}").contains("nothing"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn linked_directories_are_followed_once_and_a_link_loop_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (real, other) = (dir.path().join("real"), dir.path().join("other"));
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("x.avi"), b"").unwrap();
+        std::fs::write(real.join("a.avi"), b"").unwrap();
+        // A link to a sibling tree is followed; a link back to an ancestor is not a loop.
+        std::os::unix::fs::symlink(&other, real.join("linked")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), real.join("up")).unwrap();
+        let found = collect_videos(std::slice::from_ref(&real)).unwrap();
+        let names: Vec<String> = found
+            .iter()
+            .map(|p| p.strip_prefix(&real).unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["a.avi", "linked/x.avi"]);
     }
 }

@@ -62,6 +62,15 @@ pub const EXPERIMENTS: &[NamedExperiment] = &[
 pub const BASES: &[NamedExperiment] = &[entry!("base/paper"), entry!("base/paper_r18")];
 
 /// The experiment called `name`.
+///
+/// ```
+/// use timebalance::pipeline::ExperimentConfig;
+/// use timebalance::pipeline::registry::find;
+///
+/// let named = find("ucf101_1pct").expect("built in");
+/// let config = ExperimentConfig::from_toml(named.text, named.name, &["seed=7".into()]).unwrap();
+/// assert_eq!((config.seed, config.data.labeled_fraction), (7, Some(0.01)));
+/// ```
 pub fn find(name: &str) -> Option<NamedExperiment> {
     EXPERIMENTS.iter().copied().find(|e| e.name == name)
 }

@@ -23,7 +23,7 @@ use crate::data::datasets::load_index;
 use crate::data::partition::load_or_create;
 use crate::data::synth::{self, ClassesFile, SynthConfig};
 use crate::data::tensors::SkipLog;
-use crate::device::{BackendTask, DeviceSpec, dispatch};
+use crate::device::{BackendTask, DeviceSpec, dispatch_on};
 use crate::disk::Disk;
 
 /// Where a synthetic dataset is generated in the run directory (without `--data-root`).
@@ -39,7 +39,9 @@ pub struct RunOptions {
     /// A named experiment or a path to a TOML file.
     pub experiment: String,
     pub data_root: Option<PathBuf>,
-    pub device: DeviceSpec,
+    /// Where training runs: one device, or several of one backend (data-parallel: each
+    /// takes an equal part of every batch, `crate::pipeline::learner`).
+    pub devices: Vec<DeviceSpec>,
     pub out: PathBuf,
     pub overrides: Vec<String>,
     /// Stages to run (all when `None`).
@@ -140,9 +142,10 @@ pub fn prepare_run(opts: &RunOptions) -> Result<PreparedRun> {
             std::fs::remove_dir_all(&d).with_context(|| format!("clearing {}", d.display()))?;
         }
     }
+    let devices: Vec<String> = opts.devices.iter().map(ToString::to_string).collect();
     log.line(&format!(
         "experiment {name} on {} → {}",
-        opts.device,
+        devices.join(","),
         dir.display()
     ));
     let data = prepare_data(&config, opts.data_root.as_deref(), &dir, &log, &disk)?;
@@ -178,10 +181,16 @@ fn check_drift(
     if !path.is_file() {
         return Ok(Vec::new());
     }
-    let old: toml::Table = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .parse()
-        .with_context(|| format!("{}: not a TOML table", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    // Read through the typed configuration when it still parses, so that a key added since
+    // the directory was made, at its default, is no difference; else compare the raw text.
+    let old: toml::Table = match toml::from_str::<ExperimentConfig>(&text) {
+        Ok(typed) => toml::Table::try_from(&typed).context("the old configuration as TOML")?,
+        Err(_) => text
+            .parse()
+            .with_context(|| format!("{}: not a TOML table", path.display()))?,
+    };
     let new = toml::Table::try_from(config).context("the resolved configuration as TOML")?;
     let changes = drift::changes(&old, &new);
     if changes.is_empty() {
@@ -352,16 +361,21 @@ fn read_families(root: &Path) -> Result<Option<Vec<synth::Family>>> {
 impl PreparedRun {
     /// Run on the backend `device` names; not generic, so compiled once, in the library
     /// (see [`crate::device`]).
-    pub fn run_on(self, device: DeviceSpec) -> Result<PathBuf> {
-        dispatch(device, self)
+    pub fn run_on(self, devices: &[DeviceSpec]) -> Result<PathBuf> {
+        dispatch_on(devices, self)
     }
 }
 
 impl BackendTask for PreparedRun {
     type Output = PathBuf;
 
-    /// Run the stages in order, skipping finished ones (evaluation always reruns).
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<PathBuf> {
+        self.run_on_devices::<B>(vec![device])
+    }
+
+    /// Run the stages in order, skipping finished ones (evaluation always reruns). Training
+    /// stages use every device, the others the first.
+    fn run_on_devices<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Result<PathBuf> {
         for &stage in &self.stages {
             // A fresh context per stage: its skipped videos are counted for it alone.
             let ctx = StageContext {
@@ -383,7 +397,7 @@ impl BackendTask for PreparedRun {
             }
             self.log.line(&format!("[{name}] starting"));
             let started = Instant::now();
-            run_stage::<B>(&ctx, stage, &device).with_context(|| format!("stage {name}"))?;
+            run_stage::<B>(&ctx, stage, &devices).with_context(|| format!("stage {name}"))?;
             let seconds = started.elapsed().as_secs_f64();
             let skipped: Vec<String> = ctx.skips.paths().iter().map(|p| self.data.key(p)).collect();
             self.disk.write_atomic(

@@ -8,6 +8,7 @@
 //! * `eval_mode_agrees_with_train_mode`: the model saved by `fit` and loaded back as `eval`
 //!   loads it (eval-mode batch norm with running statistics) classifies the same training
 //!   clips as well as the train-mode model did in its last epoch.
+//! * `devices`: `fit` on two devices equals `fit` on one with the same global batch.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ use timebalance::pipeline::burn_log::BurnLog;
 use timebalance::pipeline::config::{LrDecay, Optimisation};
 use timebalance::pipeline::learner::{FitSpec, fit};
 use timebalance::pipeline::runlog::RunLog;
+
+mod devices;
 
 /// The default CPU backend (`--device cpu`).
 type Inner = burn::backend::Flex;
@@ -92,8 +95,8 @@ struct Trained {
     last_accuracy: f64,
 }
 
-/// Generates the videos, reads them back through the dataset index, and trains with `fit`.
-fn memorise(root: &Path) -> Trained {
+/// The 16 training videos, generated under `root/data` and read back through the index.
+fn training_items(root: &Path) -> Vec<LoaderItem> {
     generate(&SynthConfig {
         out: root.join("data"),
         classes: CLASSES,
@@ -112,7 +115,12 @@ fn memorise(root: &Path) -> Trained {
         .map(|e| (e.path.clone(), Some(e.label)))
         .collect();
     assert_eq!(items.len(), CLASSES * VIDEOS_PER_CLASS);
+    items
+}
 
+/// Generates the videos, reads them back through the dataset index, and trains with `fit`.
+fn memorise(root: &Path) -> Trained {
+    let items = training_items(root);
     let device = FlexDevice;
     let dataset = VideoClipDataset::new(items.clone(), plain_recipe(), SEED)
         .expect("recipe")
@@ -156,7 +164,7 @@ fn memorise(root: &Path) -> Trained {
         disk: &Disk::new(),
         burn_log: &BurnLog::default(),
     };
-    let model = fit(model, &spec, train, valid).expect("training");
+    let model = fit(model, &spec, &[device], train, valid).expect("training");
     let epoch = dir.join(format!("train/epoch-{EPOCHS}"));
     Trained {
         model,

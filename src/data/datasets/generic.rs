@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::{
-    DatasetError, DatasetIndex, ListRoot, Result, VideoEntry, content_lines, line_contexts,
+    DatasetError, DatasetIndex, ListRoot, Result, VideoEntry, line_contexts, read_class_names,
     read_list,
 };
 
@@ -21,7 +21,7 @@ const GENERIC_CLASSES: &str = "classes.txt";
 pub(super) fn load_generic(root: &Path) -> Result<DatasetIndex> {
     let class_file = root.join(GENERIC_CLASSES);
     let named_classes = if class_file.is_file() {
-        Some(parse_class_names(&class_file)?)
+        Some(read_class_names(&class_file, "generic class names")?)
     } else {
         None
     };
@@ -41,16 +41,6 @@ pub(super) fn load_generic(root: &Path) -> Result<DatasetIndex> {
         test,
         missing: Vec::new(),
     })
-}
-
-/// One class name per non-empty line.
-fn parse_class_names(file: &Path) -> Result<Vec<String>> {
-    let text = read_list(file, "generic class names")?;
-    let classes: Vec<String> = content_lines(&text).map(|(_, l)| l.to_string()).collect();
-    if classes.is_empty() {
-        return Err(DatasetError::NoClasses(file.to_path_buf()));
-    }
-    Ok(classes)
 }
 
 /// Classes `"0"..="max label"` when no class-name file is given.

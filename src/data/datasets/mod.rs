@@ -336,6 +336,17 @@ fn read_list(path: &Path, what: &'static str) -> Result<String> {
     })
 }
 
+/// Class names in label order, one per non-empty, non-comment line: a generic dataset's
+/// class file and the `classes.txt` every run writes (`what` names the file in errors).
+pub fn read_class_names(file: &Path, what: &'static str) -> Result<Vec<String>> {
+    let text = read_list(file, what)?;
+    let classes: Vec<String> = content_lines(&text).map(|(_, l)| l.to_string()).collect();
+    if classes.is_empty() {
+        return Err(DatasetError::NoClasses(file.to_path_buf()));
+    }
+    Ok(classes)
+}
+
 /// Non-empty, non-comment lines with their 1-based line numbers, trimmed.
 fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines()

@@ -10,7 +10,7 @@ use crate::pipeline::context::{StageContext, seed_offset};
 use crate::pipeline::stage::Stage;
 
 /// The honest reference: the same backbone trained from scratch on the labeled subset.
-pub fn baseline<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) -> Result<()> {
+pub fn baseline<B: AutodiffBackend>(ctx: &StageContext<'_>, devices: &[B::Device]) -> Result<()> {
     let labeled = &ctx.data.partition.labeled;
     from_scratch::<B>(
         ctx,
@@ -18,7 +18,7 @@ pub fn baseline<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) 
         &ctx.config.baseline,
         labeled,
         seed_offset::BASELINE,
-        device,
+        devices,
     )
 }
 
@@ -27,7 +27,7 @@ pub fn baseline<B: AutodiffBackend>(ctx: &StageContext<'_>, device: &B::Device) 
 /// show that the data can be learned and how far the labeled subset is from it.
 pub fn supervised_all_labels<B: AutodiffBackend>(
     ctx: &StageContext<'_>,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> Result<()> {
     let Some(config) = &ctx.config.all_labels else {
         ctx.log.line(&format!(
@@ -43,6 +43,6 @@ pub fn supervised_all_labels<B: AutodiffBackend>(
         config,
         &every,
         seed_offset::ALL_LABELS,
-        device,
+        devices,
     )
 }

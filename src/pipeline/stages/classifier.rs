@@ -11,8 +11,10 @@ use crate::data::tensors::ClipBatcher;
 use crate::model::{SslModel, VideoClassifier};
 use crate::pipeline::config::Optimisation;
 use crate::pipeline::context::{MODEL_FILE, StageContext};
-use crate::pipeline::learner::{FitSpec, fit};
+use crate::pipeline::learner::{FitSpec, device_batch, fit};
 use crate::pipeline::stage::Stage;
+
+use super::init_from::init_backbone;
 
 /// Supervised training of `model` on the training videos `videos` with their labels (the
 /// labeled subset for fine-tuning and the baseline, every video for the all-label reference).
@@ -23,8 +25,9 @@ pub fn train_classifier<B: AutodiffBackend>(
     config: &Optimisation,
     videos: &[usize],
     seed: u64,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> Result<()> {
+    let device = &devices[0];
     let dir = ctx.stage_dir(stage);
     let recipe = ctx.train_recipe();
     let items = ctx.data.items(videos, true);
@@ -32,7 +35,8 @@ pub fn train_classifier<B: AutodiffBackend>(
         .clip_dataset(items, recipe, seed)?
         .padded_to_batches(config.batch_size);
     let iterations = dataset.len() / config.batch_size;
-    let train = ctx.loader(ClipBatcher, dataset, config.batch_size, Some(seed), device);
+    let batch = device_batch(stage.name(), config.batch_size, devices.len())?;
+    let train = ctx.loader(ClipBatcher, dataset, batch, Some(seed), device);
     let valid = ctx.no_validation::<B::InnerBackend>(recipe, device)?;
     let spec = FitSpec {
         stage: stage.name(),
@@ -45,7 +49,7 @@ pub fn train_classifier<B: AutodiffBackend>(
         disk: ctx.disk,
         burn_log: ctx.burn_log,
     };
-    let trained = fit(model, &spec, train, valid)?;
+    let trained = fit(model, &spec, devices, train, valid)?;
     save_module(ctx.disk, trained, &dir.join(MODEL_FILE))?;
     Ok(())
 }
@@ -77,13 +81,15 @@ pub fn from_scratch<B: AutodiffBackend>(
     config: &Optimisation,
     videos: &[usize],
     seed_offset: u64,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> Result<()> {
+    let device = &devices[0];
     let seed = ctx.seed(seed_offset);
     B::seed(device, seed);
     let model = ctx
         .config
         .model
         .classifier::<B>(ctx.data.num_classes(), device);
-    train_classifier(ctx, stage, model, config, videos, seed, device)
+    let model = init_backbone(ctx, stage, model)?;
+    train_classifier(ctx, stage, model, config, videos, seed, devices)
 }

@@ -13,8 +13,9 @@ use crate::pipeline::train_steps::TeacherKind;
 pub fn finetune<B: AutodiffBackend>(
     ctx: &StageContext<'_>,
     teacher: TeacherKind,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> Result<()> {
+    let device = &devices[0];
     let seed = ctx.seed(seed_offset::FINETUNE + teacher as u64 * 10);
     B::seed(device, seed);
     let model = classifier_from_ssl::<B>(ctx, Stage::pretrain(teacher), device)?;
@@ -25,6 +26,6 @@ pub fn finetune<B: AutodiffBackend>(
         &ctx.config.finetune,
         &ctx.data.partition.labeled,
         seed,
-        device,
+        devices,
     )
 }

@@ -11,16 +11,19 @@ use crate::data::sampling::SslGeometry;
 use crate::data::tensors::ClipBatcher;
 use crate::model::SslModel;
 use crate::pipeline::context::{MODEL_FILE, StageContext, seed_offset};
-use crate::pipeline::learner::{FitSpec, fit};
+use crate::pipeline::learner::{FitSpec, device_batch, fit};
 use crate::pipeline::stage::Stage;
 use crate::pipeline::train_steps::{SslObjective, SslTrainer, TeacherKind};
+
+use super::init_from::init_backbone;
 
 /// Self-supervised pre-training of one teacher on every training video (labels unused).
 pub fn pretrain<B: AutodiffBackend>(
     ctx: &StageContext<'_>,
     teacher: TeacherKind,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> Result<()> {
+    let device = &devices[0];
     let c = &ctx.config.pretrain.optim;
     let stage = Stage::pretrain(teacher);
     let dir = ctx.stage_dir(stage);
@@ -41,13 +44,18 @@ pub fn pretrain<B: AutodiffBackend>(
     let iterations = dataset.len() / c.batch_size;
     B::seed(device, seed);
     let model = SslTrainer {
-        model: SslModel::<B>::new(ctx.config.model.backbone(), device),
+        model: init_backbone(
+            ctx,
+            stage,
+            SslModel::<B>::new(ctx.config.model.backbone(), device),
+        )?,
         objective: SslObjective {
             teacher,
             tau: ctx.config.pretrain.tau,
         },
     };
-    let train = ctx.loader(ClipBatcher, dataset, c.batch_size, Some(seed), device);
+    let batch = device_batch(stage.name(), c.batch_size, devices.len())?;
+    let train = ctx.loader(ClipBatcher, dataset, batch, Some(seed), device);
     let valid = ctx.no_validation::<B::InnerBackend>(recipe, device)?;
     let spec = FitSpec {
         stage: stage.name(),
@@ -60,7 +68,7 @@ pub fn pretrain<B: AutodiffBackend>(
         disk: ctx.disk,
         burn_log: ctx.burn_log,
     };
-    let trained = fit(model, &spec, train, valid)?;
+    let trained = fit(model, &spec, devices, train, valid)?;
     save_module(ctx.disk, trained.model, &dir.join(MODEL_FILE))?;
     Ok(())
 }

@@ -300,7 +300,7 @@ fn probe_backbone<B: AutodiffBackend>(
         disk: ctx.disk,
         burn_log: ctx.burn_log,
     };
-    let trained = fit(model, &spec, loader, valid)?;
+    let trained = fit(model, &spec, std::slice::from_ref(device), loader, valid)?;
     let on_test = probe_accuracy(&trained, &test, classes, device)?;
     let result = ProbeResult {
         train_top1: probe_accuracy(&trained, &train, classes, device)?.top1,

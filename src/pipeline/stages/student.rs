@@ -9,6 +9,7 @@ use burn::data::dataset::Dataset;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::classifier::classifier_from_ssl;
+use super::init_from::init_backbone;
 use super::score::read_scores;
 use super::student_data::{StudentBatcher, StudentDataset};
 use crate::checkpoint::{load_module, save_module};
@@ -16,7 +17,7 @@ use crate::data::loader::LoaderItem;
 use crate::model::VideoClassifier;
 use crate::pipeline::config::{StudentEpoch, StudentInit};
 use crate::pipeline::context::{MODEL_FILE, SCORES_FILE, StageContext, seed_offset};
-use crate::pipeline::learner::{FitSpec, fit};
+use crate::pipeline::learner::{FitSpec, device_batch, fit};
 use crate::pipeline::stage::Stage;
 use crate::pipeline::train_steps::{StudentSettings, StudentTrainer, TeacherKind};
 use crate::tstr::teacher_weights;
@@ -59,8 +60,9 @@ pub fn student<B: AutodiffBackend>(
     ctx: &StageContext<'_>,
     stage: Stage,
     fixed: Option<f32>,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> Result<()> {
+    let device = &devices[0];
     let c = &ctx.config.student;
     let seed = ctx.seed(seed_offset::STUDENT);
     let backbone = ctx.config.model.backbone();
@@ -81,7 +83,11 @@ pub fn student<B: AutodiffBackend>(
             classifier_from_ssl::<B>(ctx, Stage::PretrainDistinctive, device)?
         }
         StudentInit::Invariant => classifier_from_ssl::<B>(ctx, Stage::PretrainInvariant, device)?,
-        StudentInit::Random => ctx.config.model.classifier::<B>(classes, device),
+        StudentInit::Random => init_backbone(
+            ctx,
+            stage,
+            ctx.config.model.classifier::<B>(classes, device),
+        )?,
     };
     let weights = video_weights(ctx, fixed)?;
     let p = &ctx.data.partition;
@@ -106,13 +112,8 @@ pub fn student<B: AutodiffBackend>(
         c.epoch,
     );
     let iterations = dataset.len() / c.optim.batch_size;
-    let train = ctx.loader(
-        StudentBatcher,
-        dataset,
-        c.optim.batch_size,
-        Some(seed),
-        device,
-    );
+    let batch = device_batch(stage.name(), c.optim.batch_size, devices.len())?;
+    let train = ctx.loader(StudentBatcher, dataset, batch, Some(seed), device);
     let empty = StudentDataset::new(
         ctx.clip_dataset(Vec::<LoaderItem>::new(), recipe, 0)?,
         ctx.clip_dataset(Vec::<LoaderItem>::new(), recipe, 0)?,
@@ -142,7 +143,7 @@ pub fn student<B: AutodiffBackend>(
         disk: ctx.disk,
         burn_log: ctx.burn_log,
     };
-    let trained = fit(model, &spec, train, valid)?;
+    let trained = fit(model, &spec, devices, train, valid)?;
     save_module(ctx.disk, trained.student, &dir.join(MODEL_FILE))?;
     Ok(())
 }
