@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use timebalance::device::DeviceSpec;
 use timebalance::disk::Disk;
@@ -44,7 +44,11 @@ pub struct RunArgs {
 impl RunArgs {
     pub fn run(mut self, stages: Option<Vec<Stage>>) -> Result<()> {
         if let Some(path) = &self.init_from {
-            // As a TOML string, so that no path is read as another type.
+            // Absolute, so that a resume from another directory reads the same file (and the
+            // drift check compares the same string); as a TOML string, so that no path is
+            // read as another type.
+            let path = std::fs::canonicalize(path)
+                .with_context(|| format!("--init-from {}", path.display()))?;
             let path = toml::Value::String(path.display().to_string());
             self.overrides.push(format!("model.init_from={path}"));
         }

@@ -40,6 +40,9 @@ const CHECKPOINT_STATE_KEYS: [&str; 3] = ["state_dict", "model_state_dict", "mod
 const PYTORCH_EXTENSIONS: [&str; 5] = ["pth", "pt", "pyth", "bin", "ckpt"];
 /// Our parameter paths of the classifier (not present in a backbone-only file).
 const HEAD_PREFIXES: &[&str] = &["fc.", "head."];
+/// A backbone-only import renames every head key of the file under a path no model has, so
+/// that a head whose shape happens to fit (the same class count) is still not loaded.
+const SKIPPED_HEAD_RULE: (&str, &str) = (r"^(fc|head)\.", "head.skipped.$1.");
 
 /// torchvision `VideoResNet` key names → our module paths.
 const TORCHVISION_RULES: &[(&str, &str)] = &[
@@ -104,15 +107,17 @@ pub enum KeyLayout {
 }
 
 impl KeyLayout {
-    fn remapper(self) -> Result<KeyRemapper> {
+    fn remapper(self, heads: HeadPolicy) -> Result<KeyRemapper> {
         let specific = match self {
             KeyLayout::Torchvision => TORCHVISION_RULES,
             KeyLayout::Pytorchvideo => PYTORCHVIDEO_SLOW_RULES,
         };
+        let skip_heads = (heads == HeadPolicy::BackboneOnly).then_some(SKIPPED_HEAD_RULE);
         let rules: Vec<(&str, &str)> = std::iter::once(WRAPPER_PREFIX_RULE)
             .chain(RELEASE_PREFIX_RULES.iter().copied())
             .chain(specific.iter().copied())
             .chain(BATCH_NORM_RULES.iter().copied())
+            .chain(skip_heads)
             .collect();
         Ok(KeyRemapper::from_patterns(rules)?)
     }
@@ -160,13 +165,13 @@ pub fn load_pytorch_weights<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
                 .map_indices_contiguous(false)
                 .allow_partial(true)
                 .validate(false)
-                .remap(layout.remapper()?);
+                .remap(layout.remapper(heads)?);
             model
                 .load_from(&mut store)
                 .map_err(|e| anyhow::anyhow!("{e}"))
                 .with_context(|| format!("reading safetensors file {}", path.display()))?
         }
-        e if PYTORCH_EXTENSIONS.contains(&e) => load_pth(model, path, layout)?,
+        e if PYTORCH_EXTENSIONS.contains(&e) => load_pth(model, path, layout, heads)?,
         other => bail!(
             "weights file {}: unknown extension {other:?}; expected .safetensors, .pth, .pt or .pyth",
             path.display()
@@ -179,6 +184,7 @@ fn load_pth<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
     model: &mut M,
     path: &Path,
     layout: KeyLayout,
+    heads: HeadPolicy,
 ) -> Result<ApplyResult> {
     let open = |top: Option<&str>| -> Result<PytorchStore> {
         let mut store = PytorchStore::from_file(path)
@@ -189,7 +195,7 @@ fn load_pth<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
         if let Some(key) = top {
             store = store.with_top_level_key(key);
         }
-        Ok(store.remap(layout.remapper()?))
+        Ok(store.remap(layout.remapper(heads)?))
     };
     let mut store = open(None)?;
     let keys = store

@@ -14,6 +14,7 @@
 //! on the same batch. What differs is batch normalisation, whose statistics are each
 //! device's own (as PyTorch's `DistributedDataParallel` without `SyncBatchNorm`).
 
+use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoader;
 use burn::module::AutodiffModule;
-use burn::module::{Module, ModuleDisplay, ModuleVisitor, Param};
+use burn::module::{Module, ModuleDisplay, ModuleVisitor, Param, ParamId};
 use burn::optim::lr_scheduler::LrScheduler;
 use burn::optim::{GradientsParams, LearningRate};
 use burn::record::{
@@ -152,15 +153,21 @@ pub struct Monitored<B: Backend, M: Module<B>> {
     backend: PhantomData<B>,
 }
 
-/// Multiplies the gradient of each parameter it visits by `factor`.
+/// Multiplies the gradient of each parameter it visits by `factor`, once per parameter id: a
+/// step's module can hold one parameter twice (the student starts from the pre-training
+/// file its distinctive teacher was fine-tuned from, and loaded parameters keep their ids).
 struct ScaleGradients<'a, B> {
     grads: &'a mut GradientsParams,
     factor: f64,
+    scaled: HashSet<ParamId>,
     backend: PhantomData<B>,
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for ScaleGradients<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if !self.scaled.insert(param.id) {
+            return;
+        }
         if let Some(grad) = self.grads.remove::<B::InnerBackend, D>(param.id) {
             self.grads
                 .register::<B::InnerBackend, D>(param.id, grad.mul_scalar(self.factor));
@@ -192,6 +199,7 @@ where
             self.model.visit(&mut ScaleGradients {
                 grads: &mut out.grads,
                 factor: self.grad_scale,
+                scaled: HashSet::new(),
                 backend: PhantomData,
             });
         }

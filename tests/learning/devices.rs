@@ -21,15 +21,12 @@ use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use timebalance::data::batch::ClipTensors;
 use timebalance::data::loader::{EpochLoader, LoaderItem};
 use timebalance::data::tensors::{ClipBatcher, VideoClipDataset};
-use timebalance::disk::Disk;
 use timebalance::loss::cross_entropy;
-use timebalance::pipeline::burn_log::BurnLog;
 use timebalance::pipeline::config::{LrDecay, Optimisation};
-use timebalance::pipeline::learner::{FitSpec, fit};
-use timebalance::pipeline::runlog::RunLog;
+use timebalance::pipeline::learner::fit;
 use timebalance::pipeline::train_metrics::StepOutput;
 
-use super::{B, BATCH, CLASSES, Inner, SEED, plain_recipe, training_items};
+use super::{B, BATCH, CLASSES, Inner, SEED, StageFiles, plain_recipe, training_items};
 
 const DEVICES: usize = 2;
 const EPOCHS: usize = 3;
@@ -118,27 +115,23 @@ fn train(root: &Path, items: &[LoaderItem], devices: usize) -> Vec<f32> {
     let empty = VideoClipDataset::new(Vec::<LoaderItem>::new(), plain_recipe(), 0).expect("recipe");
     let valid: Arc<dyn DataLoader<Inner, ClipTensors<Inner>>> =
         Arc::new(EpochLoader::new(ClipBatcher, empty, BATCH, 1, None, device));
-    let dir = root.join(format!("devices-{devices}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = RunLog::open(&dir.join("log.txt")).expect("log");
-    let spec = FitSpec {
-        stage: "devices",
-        dir: &dir,
-        optim: Optimisation {
-            epochs: EPOCHS,
-            batch_size: BATCH,
-            lr: LEARNING_RATE,
-            warmup_epochs: 0,
-            weight_decay: WEIGHT_DECAY,
-            decay: LrDecay::Constant,
+    let stage = StageFiles::new(
+        root,
+        if devices == 1 {
+            "one_device"
+        } else {
+            "devices"
         },
-        iterations_per_epoch: iterations,
-        components: &[],
-        accuracy: true,
-        log: &log,
-        disk: &Disk::new(),
-        burn_log: &BurnLog::default(),
+    );
+    let optim = Optimisation {
+        epochs: EPOCHS,
+        batch_size: BATCH,
+        lr: LEARNING_RATE,
+        warmup_epochs: 0,
+        weight_decay: WEIGHT_DECAY,
+        decay: LrDecay::Constant,
     };
+    let spec = stage.spec(optim, iterations);
     let model = MeanColourClassifier::<B>::new(&device);
     let trained: MeanColourClassifier<Inner> =
         fit(model, &spec, &vec![device; devices], train, valid).expect("training");

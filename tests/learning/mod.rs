@@ -10,7 +10,7 @@
 //!   clips as well as the train-mode model did in its last epoch.
 //! * `devices`: `fit` on two devices equals `fit` on one with the same global batch.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::backend::Autodiff;
@@ -76,6 +76,44 @@ fn metric_mean(path: &Path) -> f64 {
         count += n;
     }
     sum / count
+}
+
+/// Where a test's `fit` writes: the stage directory `root/name`, its run log, the disk.
+struct StageFiles {
+    name: &'static str,
+    dir: PathBuf,
+    log: RunLog,
+    disk: Disk,
+    burn_log: BurnLog,
+}
+
+impl StageFiles {
+    fn new(root: &Path, name: &'static str) -> Self {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            name,
+            log: RunLog::open(&dir.join("log.txt")).expect("log"),
+            dir,
+            disk: Disk::new(),
+            burn_log: BurnLog::default(),
+        }
+    }
+
+    /// A supervised stage's `FitSpec`: accuracy reported, no loss components.
+    fn spec(&self, optim: Optimisation, iterations: usize) -> FitSpec<'_> {
+        FitSpec {
+            stage: self.name,
+            dir: &self.dir,
+            optim,
+            iterations_per_epoch: iterations,
+            components: &[],
+            accuracy: true,
+            log: &self.log,
+            disk: &self.disk,
+            burn_log: &self.burn_log,
+        }
+    }
 }
 
 /// Training clips exactly as the stages make them, without augmentation.
@@ -150,22 +188,10 @@ fn memorise(root: &Path) -> Trained {
         weight_decay: 0.0,
         decay: LrDecay::Cosine,
     };
-    let dir = root.join("overfit");
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = RunLog::open(&root.join("log.txt")).expect("log");
-    let spec = FitSpec {
-        stage: "overfit",
-        dir: &dir,
-        optim,
-        iterations_per_epoch: iterations,
-        components: &[],
-        accuracy: true,
-        log: &log,
-        disk: &Disk::new(),
-        burn_log: &BurnLog::default(),
-    };
+    let stage = StageFiles::new(root, "overfit");
+    let spec = stage.spec(optim, iterations);
     let model = fit(model, &spec, &[device], train, valid).expect("training");
-    let epoch = dir.join(format!("train/epoch-{EPOCHS}"));
+    let epoch = stage.dir.join(format!("train/epoch-{EPOCHS}"));
     Trained {
         model,
         items,
