@@ -11,6 +11,7 @@ pub mod disk;
 pub mod loss;
 pub mod model;
 pub mod names;
+pub mod nodes;
 pub mod ops;
 pub mod optim;
 pub mod pipeline;

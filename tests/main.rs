@@ -14,6 +14,8 @@ mod import;
 #[cfg(feature = "video")]
 mod loading;
 mod models;
+#[cfg(feature = "video")]
+mod nodes;
 mod ops;
 #[cfg(feature = "video")]
 mod pipeline;

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 
 use timebalance::device::DeviceSpec;
 use timebalance::disk::Disk;
+use timebalance::nodes::{Endpoint, NodeGroup};
 use timebalance::pipeline::{RunOptions, Stage, prepare_run};
 use timebalance::report::report_run;
 
@@ -39,6 +40,19 @@ pub struct RunArgs {
     /// Rerun the selected stages even if they are complete.
     #[arg(long)]
     force: bool,
+    /// Multi-node training: how many nodes (processes, one device each) train together;
+    /// with --node-rank, --coordinator and --node-address (README, "Several machines").
+    #[arg(long, requires_all = ["node_rank", "coordinator", "node_address"], conflicts_with = "devices")]
+    nodes: Option<usize>,
+    /// This node's rank: 0 to nodes - 1.
+    #[arg(long, requires = "nodes")]
+    node_rank: Option<usize>,
+    /// Where the coordinator listens (`timebalance coordinator --port PORT`).
+    #[arg(long, value_name = "HOST:PORT", requires = "nodes")]
+    coordinator: Option<Endpoint>,
+    /// Where the other nodes reach this one; it listens on PORT, on every interface.
+    #[arg(long, value_name = "HOST:PORT", requires = "nodes")]
+    node_address: Option<Endpoint>,
 }
 
 impl RunArgs {
@@ -63,6 +77,17 @@ impl RunArgs {
             overrides: self.overrides,
             stages,
             force: self.force,
+            nodes: match (
+                self.nodes,
+                self.node_rank,
+                self.coordinator,
+                self.node_address,
+            ) {
+                (Some(nodes), Some(rank), Some(coordinator), Some(address)) => {
+                    Some(NodeGroup::new(nodes, rank, coordinator, address)?)
+                }
+                _ => None,
+            },
         };
         let dir = prepare_run(&opts)?.run_on(&opts.devices)?;
         println!("run directory: {}", dir.display());

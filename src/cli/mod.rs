@@ -26,6 +26,7 @@ use experiment::RunArgs;
 use timebalance::device::{DeviceSpec, compiled_devices};
 #[cfg(feature = "video")]
 use timebalance::names::by_name;
+use timebalance::nodes::{DEFAULT_COORDINATOR_PORT, serve_coordinator};
 #[cfg(feature = "video")]
 use timebalance::pipeline::predict::PredictTask;
 #[cfg(feature = "video")]
@@ -166,6 +167,14 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Serve the coordinator of multi-node training, until interrupted: start it once, then
+    /// every node's command with --nodes N --node-rank R --coordinator HOST:PORT
+    /// --node-address HOST:PORT (README, "Several machines").
+    Coordinator {
+        /// Port to listen on, on every interface.
+        #[arg(long, default_value_t = DEFAULT_COORDINATOR_PORT)]
+        port: u16,
+    },
     /// Runs of one experiment side by side (seeds, generator seeds): mean ± standard error
     /// of every model, paired differences, the score, the probes and the prerequisites, as
     /// markdown.
@@ -271,6 +280,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 timebalance::disk::Disk::from_env()?.write_atomic(&path, md.as_bytes())?;
             }
             Ok(())
+        }
+        Command::Coordinator { port } => {
+            println!(
+                "coordinator listening on port {port}: start each node with --coordinator THIS_HOST:{port}"
+            );
+            serve_coordinator(port)
         }
         Command::Bench { what } => bench::run(what),
         Command::Weights { what } => weights::run(what),

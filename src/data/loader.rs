@@ -55,6 +55,18 @@
 //! batch_size` items each), it is instead the `d`-th `batch_size` items of every global batch
 //! of the epoch's permutation (`Part`): the `n` devices together see exactly the batches one
 //! device would see with a batch `n` times larger. Any other slice is the contiguous range.
+//!
+//! # Parts for several nodes
+//!
+//! A node of a multi-node run (`crate::nodes`) serves its part of every global batch the
+//! same way, but the other parts are loaded by other processes, whose datasets count their
+//! own draws. Each time a video is drawn it gets fresh randomness from its draw count
+//! ([`DrawCounts`]), so a node that counted only its own draws would give a video, the first
+//! time its part holds it, the crop another node already gave it: the nodes would repeat
+//! each other's augmentations. So the node's loader counts the other parts' items as drawn
+//! when an epoch starts ([`EpochLoader::counting_elsewhere`]), and every video's `k`-th
+//! draw is the same as in one process (a video twice in one epoch, as padding repeats one,
+//! may take its two draws in the other order, as it may between loader threads).
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -96,6 +108,19 @@ pub struct EpochLoader<B: Backend, I, O> {
     epochs: Arc<AtomicU64>,
     /// Which part of every global batch this loader serves (`None`: all of each).
     part: Option<Part>,
+    /// Told of the items of the other parts, which other processes load (module docs).
+    elsewhere: Option<Arc<dyn DrawCounts>>,
+}
+
+/// A dataset whose items draw fresh randomness each time they are drawn, from a per-item
+/// draw count (`VideoClipDataset`: the `k`-th draw of a video has its own crop and flip).
+///
+/// A loader that serves one node's part of every global batch reports the items of the other
+/// parts, which other processes load, so that the counts, and with them the clips, stay
+/// those of one process loading every part (module docs, "Parts for several nodes").
+pub trait DrawCounts: Send + Sync {
+    /// Count one draw of item `index`, loaded by another process.
+    fn drawn_elsewhere(&self, index: usize);
 }
 
 /// Part `index` of `count`: in every run of `count × batch_size` items of the epoch order,
@@ -120,6 +145,21 @@ impl Part {
             index: start / size,
             count,
         })
+    }
+
+    /// The items of the other parts of the epoch order `order`, in order.
+    fn others(self, order: &[usize], batch_size: usize) -> Vec<usize> {
+        order
+            .chunks(self.count * batch_size)
+            .flat_map(|global| {
+                global
+                    .chunks(batch_size)
+                    .enumerate()
+                    .filter(|(part, _)| *part != self.index)
+                    .flat_map(|(_, items)| items)
+            })
+            .copied()
+            .collect()
     }
 
     /// This part's items of the epoch order `order`.
@@ -161,7 +201,16 @@ where
             device,
             epochs: Arc::new(AtomicU64::new(0)),
             part: None,
+            elsewhere: None,
         }
+    }
+
+    /// Report the items of the other parts of every epoch to `counts` (the dataset's draw
+    /// counts) once this loader serves one part: for a node of a multi-node run, whose other
+    /// parts other processes load. Devices of one process share the dataset and need not.
+    pub fn counting_elsewhere(mut self, counts: Arc<dyn DrawCounts>) -> Self {
+        self.elsewhere = Some(counts);
+        self
     }
 
     /// Item indices of the next epoch, in order.
@@ -170,7 +219,14 @@ where
         let seed = self.shuffle.unwrap_or_default();
         let order = epoch_order(self.dataset.len(), self.shuffle.is_some(), seed, epoch);
         match self.part {
-            Some(part) => part.select(&order, self.batch_size),
+            Some(part) => {
+                if let Some(counts) = &self.elsewhere {
+                    for index in part.others(&order, self.batch_size) {
+                        counts.drawn_elsewhere(index);
+                    }
+                }
+                part.select(&order, self.batch_size)
+            }
             None => order,
         }
     }
@@ -185,6 +241,7 @@ where
             device,
             epochs: Arc::new(AtomicU64::new(self.epochs.load(Ordering::Relaxed))),
             part: self.part,
+            elsewhere: self.elsewhere.clone(),
         }
     }
 }
@@ -657,5 +714,38 @@ mod tests {
         let odd = loader(18, 2, 1, None);
         let items: Vec<usize> = odd.slice(0, 9).iter().flatten().collect();
         assert_eq!(items, (0..9).collect::<Vec<_>>());
+    }
+
+    /// Records what a loader reports as drawn elsewhere.
+    struct Recorded(Mutex<Vec<usize>>);
+
+    impl DrawCounts for Recorded {
+        fn drawn_elsewhere(&self, index: usize) {
+            self.0.lock().unwrap().push(index);
+        }
+    }
+
+    #[test]
+    fn a_node_counts_the_other_parts_as_drawn_elsewhere() {
+        // Node 1 of 2, batches of 2 (global batches of 4): each epoch it loads its part and
+        // reports exactly the rest, in epoch order; a loader without a node reports nothing.
+        let recorded = Arc::new(Recorded(Mutex::new(Vec::new())));
+        let one = loader(16, 4, 1, Some(3));
+        let node = loader(16, 2, 2, Some(3)).counting_elsewhere(recorded.clone());
+        let mine = node.slice(8, 16);
+        for _ in 0..2 {
+            let global: Vec<Vec<usize>> = epoch(&one);
+            let own: Vec<usize> = mine.iter().flatten().collect();
+            let reported = std::mem::take(&mut *recorded.0.lock().unwrap());
+            let expected_own: Vec<usize> = global.iter().flat_map(|b| b[2..].to_vec()).collect();
+            let expected_others: Vec<usize> = global.iter().flat_map(|b| b[..2].to_vec()).collect();
+            assert_eq!(own, expected_own);
+            assert_eq!(reported, expected_others);
+        }
+        let _: Vec<usize> = node.iter().flatten().collect();
+        assert!(
+            recorded.0.lock().unwrap().is_empty(),
+            "the whole loader has no other parts"
+        );
     }
 }

@@ -16,7 +16,7 @@ use burn::tensor::backend::Backend;
 use super::batch::ClipTensors;
 use super::clips::{ClipError, ClipMaker, ClipRecipe, VideoClips, video_rng};
 use super::input::InputPixels;
-use super::loader::LoaderItem;
+use super::loader::{DrawCounts, LoaderItem};
 
 /// How many following videos a failed item may be replaced by before giving up: a
 /// corrupt file never ends an epoch early (Burn's loaders stop at the first `None`).
@@ -188,6 +188,15 @@ impl VideoClipDataset {
                     error: error.to_string(),
                 },
             );
+        }
+    }
+}
+
+impl DrawCounts for VideoClipDataset {
+    fn drawn_elsewhere(&self, index: usize) {
+        let n = self.items.len();
+        if index < self.len && n > 0 {
+            self.draws[index % n].fetch_add(1, Ordering::Relaxed);
         }
     }
 }

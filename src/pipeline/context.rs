@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use burn::tensor::backend::Backend;
@@ -17,11 +17,13 @@ use super::stage::Stage;
 use crate::data::batch::ClipTensors;
 use crate::data::clips::ClipRecipe;
 use crate::data::datasets::{VideoEntry, read_class_names};
-use crate::data::loader::{EpochLoader, LoaderItem};
+use crate::data::loader::{DrawCounts, EpochLoader, LoaderItem};
 use crate::data::partition::Partition;
 use crate::data::synth::Family;
 use crate::data::tensors::{ClipBatcher, SkipLog, VideoClipDataset};
 use crate::disk::Disk;
+use crate::nodes::NodePeer;
+use crate::pipeline::learner::device_batch;
 
 /// File name of a stage's trained model inside its directory.
 pub const MODEL_FILE: &str = "model.mpk";
@@ -110,6 +112,8 @@ pub struct StageContext<'a> {
     pub burn_log: &'a BurnLog,
     /// The videos this stage's datasets skipped (unreadable).
     pub skips: SkipLog,
+    /// In a multi-node run: this node (`crate::nodes`).
+    pub nodes: Option<NodePeer>,
 }
 
 impl StageContext<'_> {
@@ -179,6 +183,48 @@ impl StageContext<'_> {
             shuffle,
             device.clone(),
         ))
+    }
+
+    /// The shuffled training loader of a data-parallel stage and its iterations per epoch.
+    /// `dataset` holds whole global batches of `batch_size`; each of this process's `devices`
+    /// takes `batch_size / (devices × nodes)` videos of every global batch — in a multi-node
+    /// run, of this node's part of it (`crate::data::loader`, "Parts for several devices").
+    pub fn train_loader<B: Backend, I, O>(
+        &self,
+        stage: Stage,
+        batcher: impl burn::data::dataloader::batcher::Batcher<B, I, O> + 'static,
+        dataset: impl Dataset<I> + DrawCounts + 'static,
+        batch_size: usize,
+        seed: u64,
+        devices: &[B::Device],
+    ) -> Result<(Arc<dyn DataLoader<B, O>>, usize)>
+    where
+        I: Send + Sync + Clone + 'static,
+        O: Send + 'static,
+    {
+        let device = devices.first().context("no device to train on")?;
+        let len = dataset.len();
+        let iterations = len / batch_size;
+        let nodes = self.nodes.map_or(1, |peer| peer.nodes);
+        let batch = device_batch(stage.name(), batch_size, devices.len() * nodes)?;
+        let dataset = Arc::new(dataset);
+        let loader = EpochLoader::new(
+            batcher,
+            dataset.clone(),
+            batch,
+            self.config.data.workers,
+            Some(seed),
+            device.clone(),
+        );
+        let loader: Arc<dyn DataLoader<B, O>> = match self.nodes {
+            Some(peer) => {
+                let part = len / peer.nodes;
+                Arc::new(loader.counting_elsewhere(dataset))
+                    .slice(peer.rank * part, (peer.rank + 1) * part)
+            }
+            None => Arc::new(loader),
+        };
+        Ok((loader, iterations))
     }
 
     /// An empty validation loader: validation is the `eval` stage's job, on the test split,

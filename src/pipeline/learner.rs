@@ -13,6 +13,13 @@
 //! is the gradient of the mean loss over the global batch — the step a single device takes
 //! on the same batch. What differs is batch normalisation, whose statistics are each
 //! device's own (as PyTorch's `DistributedDataParallel` without `SyncBatchNorm`).
+//!
+//! # Several nodes
+//!
+//! In a multi-node run (`FitSpec::nodes`, [`crate::nodes`]) each node trains on its part of
+//! every global batch the same way, its gradient scaled by `1 / nodes` as well, and every
+//! step sums the gradients over the nodes before the optimiser runs; the model is averaged
+//! over the nodes before training and after it.
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
@@ -52,6 +59,7 @@ use super::runlog::RunLog;
 use super::train_metrics::{StatMetric, StepOutput, ThroughputMetric};
 use crate::checkpoint::ModelBytesRecorder;
 use crate::disk::Disk;
+use crate::nodes::NodePeer;
 
 /// Checkpoints kept per stage (the newest; older ones are deleted as training goes).
 const CHECKPOINTS_KEPT: usize = 2;
@@ -146,9 +154,12 @@ pub struct Monitored<B: Backend, M: Module<B>> {
     pub model: M,
     #[module(skip)]
     monitor: LossMonitor,
-    /// Factor of every gradient: `1 / devices` (module docs).
+    /// Factor of every gradient: `1 / (devices × nodes)` (module docs).
     #[module(skip)]
     grad_scale: f64,
+    /// In a multi-node run: the gradients are summed over the nodes every step.
+    #[module(skip)]
+    nodes: Option<NodePeer>,
     #[module(skip)]
     backend: PhantomData<B>,
 }
@@ -175,11 +186,11 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for ScaleGradients<'_, B> {
     }
 }
 
-/// The per-device batch of a global `batch_size` split over `devices`.
+/// The per-device batch of a global `batch_size` split over `devices` (those of every node).
 pub fn device_batch(stage: &str, batch_size: usize, devices: usize) -> Result<usize> {
     if devices == 0 || !batch_size.is_multiple_of(devices) {
         bail!(
-            "[{stage}] batch_size = {batch_size} does not split over {devices} devices: give a multiple of {devices}"
+            "[{stage}] batch_size = {batch_size} does not split over {devices} devices (of all nodes): give a multiple of {devices}"
         );
     }
     Ok(batch_size / devices)
@@ -202,6 +213,12 @@ where
                 scaled: HashSet::new(),
                 backend: PhantomData,
             });
+        }
+        if let Some(peer) = self.nodes
+            && let Err(e) = peer.sum_gradients(&self.model, &mut out.grads)
+        {
+            // A step cannot return an error: burn-train's worker ends with this message.
+            panic!("{e:#}");
         }
         out
     }
@@ -527,6 +544,9 @@ pub struct FitSpec<'a> {
     pub disk: &'a Disk,
     /// The run's sink for Burn's application log (pointed at `dir/experiment.log`).
     pub burn_log: &'a BurnLog,
+    /// In a multi-node run: this node (data-parallel over the nodes; `None`: this process
+    /// alone).
+    pub nodes: Option<NodePeer>,
 }
 
 /// Train `model` with burn-train's `Learner` (Adam, [`WarmupSchedule`]), checkpointing every
@@ -560,16 +580,28 @@ where
         o.decay,
     )
     .with_epochs(spec.iterations_per_epoch, monitor.clone());
+    let resume = latest_checkpoint(spec.dir);
+    let mut model = model;
+    if let Some(peer) = spec.nodes {
+        let device = devices.first().context("no device to train on")?;
+        peer.check_agree::<B::InnerBackend>(
+            &format!("[{}] the checkpoint to resume from", spec.stage),
+            &[resume.map_or(0, |epoch| epoch as u32)],
+            device,
+        )?;
+        model = peer.mean_autodiff_module(model)?;
+    }
+    let nodes = spec.nodes.map_or(1, |peer| peer.nodes);
     let model = Monitored {
         model,
         monitor,
-        grad_scale: 1.0 / devices.len().max(1) as f64,
+        grad_scale: 1.0 / (devices.len().max(1) * nodes) as f64,
+        nodes: spec.nodes,
         backend: PhantomData,
     };
     let learner = Learner::new(model, adam.init(), schedule);
 
     let interrupter = Interrupter::new();
-    let resume = latest_checkpoint(spec.dir);
     let recorder = AtomicRecorder {
         inner: NamedMpkFileRecorder::default(),
         disk: spec.disk.clone(),
@@ -632,7 +664,10 @@ where
         );
     }
     match latest_checkpoint(spec.dir) {
-        Some(epoch) if epoch >= o.epochs => Ok(result.model.model),
+        Some(epoch) if epoch >= o.epochs => match spec.nodes {
+            Some(peer) => peer.mean_module(result.model.model),
+            None => Ok(result.model.model),
+        },
         found => bail!(
             "[{}] training ended without the checkpoint of its last epoch ({}; found: {}) — not marked complete",
             spec.stage,
@@ -698,6 +733,58 @@ mod tests {
         }
         rates.push(s.step());
         assert_eq!(rates, vec![1.0, 1.0, 0.5, 0.5, 0.1, 0.5, 0.5]);
+    }
+
+    /// One parameter held twice, as the student step holds the pre-trained backbone its
+    /// distinctive teacher shares: the loss reaches it through both.
+    #[derive(Module, Debug)]
+    struct HeldTwice<B: Backend> {
+        first: Param<Tensor<B, 1>>,
+        second: Param<Tensor<B, 1>>,
+    }
+
+    impl<B: AutodiffBackend> TrainStep for HeldTwice<B> {
+        type Input = Tensor<B, 1>;
+        type Output = StepOutput<B>;
+
+        fn step(&self, x: Tensor<B, 1>) -> TrainOutput<StepOutput<B>> {
+            let total = (self.first.val() * x.clone()).sum() + (self.second.val() * x).sum();
+            let grads = total.backward();
+            let out = StepOutput {
+                total,
+                components: Vec::new(),
+                predictions: None,
+                videos: 1,
+                clips: 1,
+            };
+            TrainOutput::new(self, grads, out)
+        }
+    }
+
+    #[test]
+    fn a_parameter_held_twice_has_its_gradient_scaled_once() {
+        type A = burn::backend::Autodiff<burn::backend::Flex>;
+        let device = Default::default();
+        let weight = Param::from_tensor(Tensor::<A, 1>::from_floats([1.0, 2.0], &device));
+        let id = weight.id;
+        let step = Monitored {
+            model: HeldTwice {
+                first: weight.clone(),
+                second: weight,
+            },
+            monitor: LossMonitor::default(),
+            grad_scale: 0.5,
+            nodes: None,
+            backend: PhantomData,
+        };
+        let x = Tensor::<A, 1>::from_floats([3.0, 5.0], &device);
+        let out = TrainStep::step(&step, x);
+        let grad = out
+            .grads
+            .get::<burn::backend::Flex, 1>(id)
+            .expect("the parameter's gradient");
+        // d/dw of w·x + w·x is 2x = [6, 10]; scaled by 0.5 once: x (twice would give x / 2).
+        assert_eq!(grad.into_data().to_vec::<f32>().unwrap(), vec![3.0, 5.0]);
     }
 
     #[test]

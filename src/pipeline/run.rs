@@ -25,6 +25,7 @@ use crate::data::synth::{self, ClassesFile, SynthConfig};
 use crate::data::tensors::SkipLog;
 use crate::device::{BackendTask, DeviceSpec, dispatch_on};
 use crate::disk::Disk;
+use crate::nodes::NodeGroup;
 
 /// Where a synthetic dataset is generated in the run directory (without `--data-root`).
 const SYNTH_DIR: &str = "data";
@@ -48,6 +49,8 @@ pub struct RunOptions {
     pub stages: Option<Vec<Stage>>,
     /// Rerun the selected stages even when finished (their directories are cleared).
     pub force: bool,
+    /// In a multi-node run: this node's place (`crate::nodes`; one device per node).
+    pub nodes: Option<NodeGroup>,
 }
 
 /// The configuration and run-directory name of `experiment` (a name or a `.toml` path).
@@ -102,6 +105,7 @@ pub struct PreparedRun {
     stages: Vec<Stage>,
     disk: Disk,
     burn_log: BurnLog,
+    nodes: Option<NodeGroup>,
     /// Held until the run ends: one command per run directory.
     _lock: RunLock,
 }
@@ -143,8 +147,12 @@ pub fn prepare_run(opts: &RunOptions) -> Result<PreparedRun> {
         }
     }
     let devices: Vec<String> = opts.devices.iter().map(ToString::to_string).collect();
+    let node = match &opts.nodes {
+        Some(group) => format!(" (node {} of {})", group.rank, group.nodes),
+        None => String::new(),
+    };
     log.line(&format!(
-        "experiment {name} on {} → {}",
+        "experiment {name} on {}{node} → {}",
         devices.join(","),
         dir.display()
     ));
@@ -163,6 +171,7 @@ pub fn prepare_run(opts: &RunOptions) -> Result<PreparedRun> {
         stages,
         disk,
         burn_log: BurnLog::default(),
+        nodes: opts.nodes.clone(),
         _lock: lock,
     })
 }
@@ -374,8 +383,30 @@ impl BackendTask for PreparedRun {
     }
 
     /// Run the stages in order, skipping finished ones (evaluation always reruns). Training
-    /// stages use every device, the others the first.
+    /// stages use every device, the others the first. In a multi-node run, the node first
+    /// joins the others, and before each stage they check that they agree on it.
     fn run_on_devices<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Result<PathBuf> {
+        let membership = match &self.nodes {
+            None => None,
+            Some(group) => {
+                if devices.len() != 1 {
+                    bail!(
+                        "a multi-node run trains on one device per node (got {}): start one node per device, each with its own --node-rank",
+                        devices.len()
+                    );
+                }
+                self.log.line(&format!(
+                    "node {} of {}: joining through the coordinator at {}, serving tensors at {}",
+                    group.rank, group.nodes, group.coordinator, group.address
+                ));
+                let membership = group.join::<B::InnerBackend>(&devices[0])?;
+                self.log
+                    .line(&format!("node {}: every node joined", group.rank));
+                Some(membership)
+            }
+        };
+        let peer = membership.as_ref().map(|m| m.peer());
+        let fingerprint = crate::nodes::fingerprint(&self.config.to_toml()?);
         for &stage in &self.stages {
             // A fresh context per stage: its skipped videos are counted for it alone.
             let ctx = StageContext {
@@ -386,9 +417,22 @@ impl BackendTask for PreparedRun {
                 disk: &self.disk,
                 burn_log: &self.burn_log,
                 skips: SkipLog::default(),
+                nodes: peer,
             };
             let name = stage.name();
             let done = ctx.stage_dir(stage).join(DONE_FILE);
+            if let Some(peer) = peer {
+                let index = Stage::ALL
+                    .iter()
+                    .position(|&s| s == stage)
+                    .unwrap_or_default();
+                let skipped = stage != Stage::Eval && done.is_file();
+                peer.check_agree::<B::InnerBackend>(
+                    &format!("[{name}] the configuration, the stage and whether it is complete"),
+                    &[fingerprint, index as u32, u32::from(skipped)],
+                    &devices[0],
+                )?;
+            }
             if stage != Stage::Eval && done.is_file() {
                 self.log.line(&format!(
                     "[{name}] already complete, skipped (--force reruns it)"

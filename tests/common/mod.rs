@@ -90,6 +90,13 @@ pub fn rel_l2(a: &[f64], b: &[f64]) -> f64 {
     }
 }
 
+/// [`rel_l2`] of `f32` values (weights read back from a model).
+pub fn rel_l2_f32(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "compared values of different lengths");
+    let wide = |v: &[f32]| v.iter().copied().map(f64::from).collect::<Vec<_>>();
+    rel_l2(&wide(a), &wide(b))
+}
+
 pub fn assert_rel_close(actual: f64, expected: f64, rtol: f64, what: &str) {
     let err = (actual - expected).abs() / expected.abs().max(f64::MIN_POSITIVE);
     assert!(

@@ -27,6 +27,7 @@ use timebalance::pipeline::learner::fit;
 use timebalance::pipeline::train_metrics::StepOutput;
 
 use super::{B, BATCH, CLASSES, Inner, SEED, StageFiles, plain_recipe, training_items};
+use crate::common::rel_l2_f32;
 
 const DEVICES: usize = 2;
 const EPOCHS: usize = 3;
@@ -144,12 +145,6 @@ fn train(root: &Path, items: &[LoaderItem], devices: usize) -> Vec<f32> {
         .expect("f32 weights")
 }
 
-fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
-    let diff: f64 = a.iter().zip(b).map(|(x, y)| f64::from(x - y).powi(2)).sum();
-    let norm: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
-    (diff / norm).sqrt()
-}
-
 #[test]
 fn two_devices_train_as_one_with_the_same_global_batch() {
     let tmp = tempfile::tempdir().unwrap();
@@ -165,10 +160,10 @@ fn two_devices_train_as_one_with_the_same_global_batch() {
     let two = train(tmp.path(), &items, DEVICES);
     // The runs trained (weights moved) and agree.
     assert!(
-        rel_l2(&one, &start) > 100.0 * TOLERANCE,
+        rel_l2_f32(&one, &start) > 100.0 * TOLERANCE,
         "no training happened"
     );
-    let distance = rel_l2(&two, &one);
+    let distance = rel_l2_f32(&two, &one);
     eprintln!("two devices vs one: relative L2 distance of the weights {distance:.2e}");
     assert!(
         distance < TOLERANCE,

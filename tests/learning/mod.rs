@@ -112,6 +112,7 @@ impl StageFiles {
             log: &self.log,
             disk: &self.disk,
             burn_log: &self.burn_log,
+            nodes: None,
         }
     }
 }

@@ -3,7 +3,6 @@
 //! scratch.
 
 use anyhow::Result;
-use burn::data::dataset::Dataset;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::checkpoint::{load_module, save_module};
@@ -11,7 +10,7 @@ use crate::data::tensors::ClipBatcher;
 use crate::model::{SslModel, VideoClassifier};
 use crate::pipeline::config::Optimisation;
 use crate::pipeline::context::{MODEL_FILE, StageContext};
-use crate::pipeline::learner::{FitSpec, device_batch, fit};
+use crate::pipeline::learner::{FitSpec, fit};
 use crate::pipeline::stage::Stage;
 
 use super::init_from::init_backbone;
@@ -34,9 +33,14 @@ pub fn train_classifier<B: AutodiffBackend>(
     let dataset = ctx
         .clip_dataset(items, recipe, seed)?
         .padded_to_batches(config.batch_size);
-    let iterations = dataset.len() / config.batch_size;
-    let batch = device_batch(stage.name(), config.batch_size, devices.len())?;
-    let train = ctx.loader(ClipBatcher, dataset, batch, Some(seed), device);
+    let (train, iterations) = ctx.train_loader(
+        stage,
+        ClipBatcher,
+        dataset,
+        config.batch_size,
+        seed,
+        devices,
+    )?;
     let valid = ctx.no_validation::<B::InnerBackend>(recipe, device)?;
     let spec = FitSpec {
         stage: stage.name(),
@@ -48,6 +52,7 @@ pub fn train_classifier<B: AutodiffBackend>(
         log: ctx.log,
         disk: ctx.disk,
         burn_log: ctx.burn_log,
+        nodes: ctx.nodes,
     };
     let trained = fit(model, &spec, devices, train, valid)?;
     save_module(ctx.disk, trained, &dir.join(MODEL_FILE))?;

@@ -2,7 +2,6 @@
 //! (docs/method.md, stage 1) on every training video, labels unused.
 
 use anyhow::Result;
-use burn::data::dataset::Dataset;
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::checkpoint::save_module;
@@ -11,7 +10,7 @@ use crate::data::sampling::SslGeometry;
 use crate::data::tensors::ClipBatcher;
 use crate::model::SslModel;
 use crate::pipeline::context::{MODEL_FILE, StageContext, seed_offset};
-use crate::pipeline::learner::{FitSpec, device_batch, fit};
+use crate::pipeline::learner::{FitSpec, fit};
 use crate::pipeline::stage::Stage;
 use crate::pipeline::train_steps::{SslObjective, SslTrainer, TeacherKind};
 
@@ -41,7 +40,6 @@ pub fn pretrain<B: AutodiffBackend>(
     let dataset = ctx
         .clip_dataset(ctx.data.items(&all, false), recipe, seed)?
         .padded_to_batches(c.batch_size);
-    let iterations = dataset.len() / c.batch_size;
     B::seed(device, seed);
     let model = SslTrainer {
         model: init_backbone(
@@ -54,8 +52,8 @@ pub fn pretrain<B: AutodiffBackend>(
             tau: ctx.config.pretrain.tau,
         },
     };
-    let batch = device_batch(stage.name(), c.batch_size, devices.len())?;
-    let train = ctx.loader(ClipBatcher, dataset, batch, Some(seed), device);
+    let (train, iterations) =
+        ctx.train_loader(stage, ClipBatcher, dataset, c.batch_size, seed, devices)?;
     let valid = ctx.no_validation::<B::InnerBackend>(recipe, device)?;
     let spec = FitSpec {
         stage: stage.name(),
@@ -67,6 +65,7 @@ pub fn pretrain<B: AutodiffBackend>(
         log: ctx.log,
         disk: ctx.disk,
         burn_log: ctx.burn_log,
+        nodes: ctx.nodes,
     };
     let trained = fit(model, &spec, devices, train, valid)?;
     save_module(ctx.disk, trained.model, &dir.join(MODEL_FILE))?;

@@ -299,6 +299,9 @@ fn probe_backbone<B: AutodiffBackend>(
         log: ctx.log,
         disk: ctx.disk,
         burn_log: ctx.burn_log,
+        // Not data-parallel: on every node of a multi-node run the probe trains alone, on
+        // every video (the same run on each).
+        nodes: None,
     };
     let trained = fit(model, &spec, std::slice::from_ref(device), loader, valid)?;
     let on_test = probe_accuracy(&trained, &test, classes, device)?;

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
-use burn::data::dataset::Dataset;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::classifier::classifier_from_ssl;
@@ -17,7 +16,7 @@ use crate::data::loader::LoaderItem;
 use crate::model::VideoClassifier;
 use crate::pipeline::config::{StudentEpoch, StudentInit};
 use crate::pipeline::context::{MODEL_FILE, SCORES_FILE, StageContext, seed_offset};
-use crate::pipeline::learner::{FitSpec, device_batch, fit};
+use crate::pipeline::learner::{FitSpec, fit};
 use crate::pipeline::stage::Stage;
 use crate::pipeline::train_steps::{StudentSettings, StudentTrainer, TeacherKind};
 use crate::tstr::teacher_weights;
@@ -111,9 +110,14 @@ pub fn student<B: AutodiffBackend>(
         p.unlabeled.iter().map(|&i| weights[i]).collect(),
         c.epoch,
     );
-    let iterations = dataset.len() / c.optim.batch_size;
-    let batch = device_batch(stage.name(), c.optim.batch_size, devices.len())?;
-    let train = ctx.loader(StudentBatcher, dataset, batch, Some(seed), device);
+    let (train, iterations) = ctx.train_loader(
+        stage,
+        StudentBatcher,
+        dataset,
+        c.optim.batch_size,
+        seed,
+        devices,
+    )?;
     let empty = StudentDataset::new(
         ctx.clip_dataset(Vec::<LoaderItem>::new(), recipe, 0)?,
         ctx.clip_dataset(Vec::<LoaderItem>::new(), recipe, 0)?,
@@ -142,6 +146,7 @@ pub fn student<B: AutodiffBackend>(
         log: ctx.log,
         disk: ctx.disk,
         burn_log: ctx.burn_log,
+        nodes: ctx.nodes,
     };
     let trained = fit(model, &spec, devices, train, valid)?;
     save_module(ctx.disk, trained.student, &dir.join(MODEL_FILE))?;

@@ -17,6 +17,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use crate::data::batch::ClipTensors;
 use crate::data::clips::VideoClips;
+use crate::data::loader::DrawCounts;
 use crate::data::tensors::VideoClipDataset;
 use crate::pipeline::config::StudentEpoch;
 use crate::pipeline::train_steps::PairedBatch;
@@ -63,6 +64,28 @@ impl StudentDataset {
         };
         dataset.draws = (0..dataset.len()).map(|_| AtomicUsize::new(0)).collect();
         dataset
+    }
+}
+
+/// Counts as [`Dataset::get`] draws: the item's own count, and each part's.
+impl DrawCounts for StudentDataset {
+    fn drawn_elsewhere(&self, index: usize) {
+        let (l, u) = (self.labeled.videos(), self.unlabeled.videos());
+        if l == 0 || u == 0 || index >= self.len() {
+            return;
+        }
+        match self.epoch {
+            StudentEpoch::Unlabeled => {
+                self.labeled.drawn_elsewhere(index % l);
+                self.unlabeled.drawn_elsewhere(index);
+            }
+            StudentEpoch::Labeled => {
+                let draw = self.draws[index].fetch_add(1, Ordering::Relaxed);
+                self.labeled.drawn_elsewhere(index);
+                self.unlabeled
+                    .drawn_elsewhere((index + draw * self.len()) % u);
+            }
+        }
     }
 }
 
