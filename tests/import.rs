@@ -11,7 +11,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::Tensor;
 use timebalance::checkpoint::{load_module, save_module};
 use timebalance::disk::Disk;
-use timebalance::model::import::{HeadPolicy, KeyLayout, load_pytorch_weights};
+use timebalance::model::import::{HeadPolicy, ImportReport, KeyLayout, load_pytorch_weights};
 use timebalance::model::{Arch, BackboneConfig, VideoClassifier};
 
 type B = Autodiff<Flex>;
@@ -21,6 +21,17 @@ const TINY_CLASSES: usize = 5;
 
 fn tiny(arch: Arch) -> VideoClassifier<B> {
     VideoClassifier::new(BackboneConfig::new(arch, TINY_WIDTH), TINY_CLASSES, &DEVICE)
+}
+
+/// Import the golden torchvision-layout R3D file (`r3d_tiny.safetensors`) into `model`,
+/// every head key required.
+fn import_golden_r3d(model: &mut VideoClassifier<B>) -> anyhow::Result<ImportReport> {
+    load_pytorch_weights(
+        model,
+        &golden_dir().join("r3d_tiny.safetensors"),
+        KeyLayout::Torchvision,
+        HeadPolicy::Require,
+    )
 }
 
 fn logits(model: &VideoClassifier<B>, name: &str) -> Vec<f64> {
@@ -188,13 +199,7 @@ fn release_checkpoint_layouts_import() {
     // The backbone is the file's (its classifier is never loaded by a backbone-only import):
     // the same pooled features as a full import of the golden file.
     let mut reference = tiny(Arch::R3d18);
-    load_pytorch_weights(
-        &mut reference,
-        &golden_dir().join("r3d_tiny.safetensors"),
-        KeyLayout::Torchvision,
-        HeadPolicy::Require,
-    )
-    .unwrap();
+    import_golden_r3d(&mut reference).unwrap();
     let pooled = |m: &VideoClassifier<B>| {
         let x: Tensor<Flex, 5> = tensor(&read_json("r3d_tiny.json")["input"], &DEVICE);
         values(m.valid().backbone.features(x).pooled)
@@ -205,13 +210,7 @@ fn release_checkpoint_layouts_import() {
 #[test]
 fn wrong_architecture_lists_missing_and_unexpected_keys() {
     let mut model = tiny(Arch::R2plus1d18);
-    let err = load_pytorch_weights(
-        &mut model,
-        &golden_dir().join("r3d_tiny.safetensors"),
-        KeyLayout::Torchvision,
-        HeadPolicy::Require,
-    )
-    .unwrap_err();
+    let err = import_golden_r3d(&mut model).unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("r3d_tiny.safetensors"), "{msg}");
     assert!(msg.contains("missing in file"), "{msg}");
@@ -223,13 +222,7 @@ fn wrong_architecture_lists_missing_and_unexpected_keys() {
 fn wrong_width_reports_shape_mismatch() {
     let mut model =
         VideoClassifier::<B>::new(BackboneConfig::new(Arch::R3d18, 16), TINY_CLASSES, &DEVICE);
-    let err = load_pytorch_weights(
-        &mut model,
-        &golden_dir().join("r3d_tiny.safetensors"),
-        KeyLayout::Torchvision,
-        HeadPolicy::Require,
-    )
-    .unwrap_err();
+    let err = import_golden_r3d(&mut model).unwrap_err();
     let msg = format!("{err:#}");
     assert!(
         msg.contains("Shape mismatch") || msg.contains("mismatch"),
@@ -308,13 +301,7 @@ fn missing_and_unknown_files_are_clear_errors() {
 fn our_checkpoint_round_trips_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let mut model = tiny(Arch::R3d18);
-    load_pytorch_weights(
-        &mut model,
-        &golden_dir().join("r3d_tiny.safetensors"),
-        KeyLayout::Torchvision,
-        HeadPolicy::Require,
-    )
-    .unwrap();
+    import_golden_r3d(&mut model).unwrap();
     let before = logits(&model, "r3d_tiny");
     let path = save_module(&Disk::new(), model, &dir.path().join("model")).unwrap();
     assert!(path.exists());
