@@ -11,6 +11,10 @@
 #       [ssl, ssl-invariant|ssl-distinctive]   ours: bench ssl --teacher ...
 #   student step, 8x112², --student-batch labeled + as many unlabeled clips
 #       [student]                              ours: bench student
+#   the small regime of the demo, synthetic_claim and the tests: r3d18 at width 8, 16x32²
+#   (always width 8, whatever --width): train step, batch 80 clips; ssl step of each
+#   teacher, 16 videos (x 10 clips); student step, 40 labeled + 40 unlabeled clips
+#       [w8, train-w8|ssl-w8|student-w8]      ours: bench train|ssl|student --width 8
 #   data loader, clips/s on the videos of benches/make_bench_videos.sh (made if missing)
 #       [data, data-ssl|data-train, ucf|k400]  ours: bench data;  Python: benches/bench_data.py
 #       The cells hold clips/s (higher is better); the ratio is pytorch clips/s / ours clips/s,
@@ -24,12 +28,14 @@
 #          [--batch B] [--ssl-batch B] [--student-batch B] [--ssl-arch ARCH] [--width W]
 #          [--videos DIR] [--video-count N] [--workers N] [--data-batches N]
 #          [--data-backend pyav|decord] [--python PY] [--torchvision] [--timeout S]
-#   --quick     only r3d18 8x112² (forward, train) + ssl + student, iters 2 (unless --iters)
+#   --quick     only r3d18 8x112² (forward, train) + ssl + student + the width-8 rows, iters 2
+#               (unless --iters)
 #   --rows      comma-separated tags, any of which selects a row; `a+b` needs both tags
 #               (e.g. --rows train+r3d18,ssl,student)
 #   --threads   CPU threads of both sides, default nproc (ours: RAYON_NUM_THREADS; PyTorch:
 #               --threads and OMP_NUM_THREADS); also the loader workers unless --workers
 #   --width     base width passed to both sides (only when given; 64 = real models)
+#   --conv C    ours' convolution (`bench --conv`: auto, direct, gemm, burn); default auto
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -52,6 +58,7 @@ ssl_batch=1
 student_batch=2
 ssl_arch=r3d18
 width=""
+conv=""
 videos=/tmp/bench_videos
 video_count=16
 workers=""
@@ -79,6 +86,7 @@ while [ $# -gt 0 ]; do
         --student-batch) need "$@"; student_batch=$2; shift ;;
         --ssl-arch) need "$@"; ssl_arch=$2; shift ;;
         --width) need "$@"; width=$2; shift ;;
+        --conv) need "$@"; conv=$2; shift ;;
         --videos) need "$@"; videos=$2; shift ;;
         --video-count) need "$@"; video_count=$2; shift ;;
         --workers) need "$@"; workers=$2; shift ;;
@@ -110,10 +118,11 @@ export RAYON_NUM_THREADS=$threads OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$thre
 
 ours_common=(--device "$device" --iters "$iters")
 [ "$warmup_set" = 1 ] && ours_common+=(--warmup "$warmup")
-[ -n "$width" ] && ours_common+=(--width "$width")
+[ -n "$conv" ] && ours_common+=(--conv "$conv")
 py_common=(--device "$py_device" --iters "$iters" --warmup "$warmup" --threads "$threads")
-[ -n "$width" ] && py_common+=(--width "$width")
 [ "$torchvision" = 1 ] && py_common+=(--torchvision)
+# The width of the rows being timed: --width's (none = the models' own), 8 for the w8 rows.
+row_width=$width
 
 # selected TAG... : is a row with these tags wanted by --rows (empty = all)? --rows is a
 # comma-separated list of alternatives; an alternative `a+b` needs both tags a and b.
@@ -185,9 +194,10 @@ time_row() { # time_row LABEL SHAPE -- OURS_ARGS... -- PY_ARGS...
     while [ $# -gt 0 ] && [ "$1" != -- ]; do ours_args+=("$1"); shift; done
     shift
     py_args=("$@")
-    local o p
-    o=$(run "ours: $label $shape" median_s "$bin" bench "${ours_args[@]}" "${ours_common[@]}")
-    p=$(run "pytorch: $label $shape" median_s "$python" "$here/pytorch_bench.py" "${py_args[@]}" "${py_common[@]}")
+    local o p widths=()
+    [ -n "$row_width" ] && widths=(--width "$row_width")
+    o=$(run "ours: $label $shape" median_s "$bin" bench "${ours_args[@]}" "${ours_common[@]}" "${widths[@]}")
+    p=$(run "pytorch: $label $shape" median_s "$python" "$here/pytorch_bench.py" "${py_args[@]}" "${py_common[@]}" "${widths[@]}")
     emit_row "$label" "$shape" "$(secs "$o")" "$(secs "$p")" "$(ratio "$o" "$p")"
 }
 
@@ -212,6 +222,29 @@ student_row() {
     time_row "student $ssl_arch" "$student_batch+$student_batch 8x112²" \
         -- student --arch "$ssl_arch" --frames 8 --size 112 --batch "$student_batch" \
         -- --mode student --arch "$ssl_arch" --frames 8 --size 112 --batch "$student_batch"
+}
+
+# The width-8 rows (train, ssl of both teachers, student), 16x32², r3d18.
+small_rows() {
+    local saved=$row_width teacher
+    row_width=8
+    if selected w8 train-w8; then
+        time_row "train r3d18 w8" "b80 16x32²" \
+            -- train --arch r3d18 --frames 16 --size 32 --batch 80 \
+            -- --mode train --arch r3d18 --frames 16 --size 32 --batch 80
+    fi
+    for teacher in invariant distinctive; do
+        selected w8 ssl-w8 || continue
+        time_row "ssl $teacher r3d18 w8" "16 videos x 10 clips 16x32²" \
+            -- ssl --teacher "$teacher" --arch r3d18 --frames 16 --size 32 --batch 16 \
+            -- --mode "ssl-$teacher" --arch r3d18 --frames 16 --size 32 --batch 16
+    done
+    if selected w8 student-w8; then
+        time_row "student r3d18 w8" "40+40 16x32²" \
+            -- student --arch r3d18 --frames 16 --size 32 --batch 40 \
+            -- --mode student --arch r3d18 --frames 16 --size 32 --batch 40
+    fi
+    row_width=$saved
 }
 
 videos_ready=""
@@ -254,6 +287,7 @@ data_row() { # data_row SAMPLER FAMILY(ucf|k400)
     echo "ratio_table.sh $stamp"
     echo "bin: $bin"
     echo "repo: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet 2>/dev/null || echo ' (dirty)')"
+    echo "ours' conv: ${conv:-auto}"
     echo "device: $device (pytorch: $py_device), threads: $threads, nproc: $cpus, iters: $iters, warmup: $warmup"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //')"
     "$python" -c 'import torch; print("torch", torch.__version__)' 2>&1
@@ -278,6 +312,7 @@ fi
 ssl_row invariant
 ssl_row distinctive
 student_row
+small_rows
 if [ "$quick" = 0 ]; then
     data_row ssl ucf
     data_row ssl k400

@@ -3,8 +3,9 @@
 //! command's work lives in the library (`timebalance::pipeline`, `commands`, `bench`).
 //!
 //! One file per command group: [`experiment`] (the pipeline and its stages), [`data`],
-//! [`bench`], [`weights`].
+//! [`bench`], [`weights`]; [`allocator`] sets how the process keeps freed memory.
 
+pub mod allocator;
 pub mod bench;
 #[cfg(feature = "video")]
 pub mod data;

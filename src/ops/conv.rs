@@ -1,14 +1,16 @@
 //! 3-D convolution: the algorithm choice, and on the CPU backends an autodiff node of our
-//! own whose backward pass is [`super::conv_kernel`] (im2col + GEMM per output frame). The
-//! other backends use [`super::conv_gemm`] (GEMMs of Burn operations) unless Burn's own
-//! convolution is asked for.
+//! own whose passes are host kernels: [`super::conv_kernel`] (im2col + GEMM per output
+//! frame) and, with [`ConvAlgorithm::Direct`], [`super::conv_direct`] (no im2col; x86-64
+//! with AVX2 or AVX-512) for the passes where it was measured faster. The other backends
+//! use [`super::conv_gemm`] (GEMMs of Burn operations) unless Burn's own convolution is
+//! asked for.
 //!
 //! Burn's generic gradients are a transposed convolution for the input and, for the weight,
 //! a convolution of the swapped input with the swapped output gradient returned as a
 //! swapped (non-contiguous) view. Every Adam operation on such a gradient then walks it
 //! element by element through `flex`'s strided iterator: measured on R3D-18, the optimizer
 //! step took ~12 % of the training step for that reason alone. The kernels here compute
-//! both gradients with one GEMM per output frame and return row-major tensors.
+//! both gradients on host slices and return row-major tensors.
 
 use std::marker::PhantomData;
 
@@ -23,6 +25,7 @@ use burn::tensor::ops::{ConvOptions, FloatTensor};
 
 use serde::{Deserialize, Serialize};
 
+use super::conv_direct::{self as direct, Pass};
 use super::conv_gemm;
 use super::conv_kernel::{self as kernel, ConvGeometry};
 use super::conv_node;
@@ -41,6 +44,12 @@ pub enum ConvAlgorithm {
     Gemm,
     /// Burn's own `conv3d` (on GPUs: CubeCL's kernels, autotuned per geometry).
     Burn,
+    /// On the CPU backends our host kernels with the direct kernels ([`super::conv_direct`])
+    /// for the passes where they were measured faster, im2col + GEMM for the rest. Elsewhere
+    /// as `Auto`. Not yet the default: two tests whose verdicts hinge on rounding (slow_r50's
+    /// gradients at width 4, the 300-step overfit test's last loss) move with any change
+    /// of summation order (issue 13's note).
+    Direct,
 }
 
 /// Bias-free 3-D convolution; the single entry point used by every backbone.
@@ -63,23 +72,73 @@ pub fn conv3d<B: Backend>(
     };
     match (algorithm, CpuBackend::of_f32(&x)) {
         (ConvAlgorithm::Burn, _) => burn(x, weight),
-        (ConvAlgorithm::Gemm, _) | (ConvAlgorithm::Auto, None) => conv_gemm::conv3d(x, weight, g),
-        (ConvAlgorithm::Auto, Some(cpu)) => match cpu {
-            CpuBackend::FlexAutodiff => train::<Flex, B>(x, weight, g),
-            CpuBackend::NdArrayAutodiff => train::<NdArray, B>(x, weight, g),
-            CpuBackend::Flex => infer::<Flex, B>(x, weight, g),
-            CpuBackend::NdArray => infer::<NdArray, B>(x, weight, g),
-        },
+        (ConvAlgorithm::Gemm, _) | (ConvAlgorithm::Auto | ConvAlgorithm::Direct, None) => {
+            conv_gemm::conv3d(x, weight, g)
+        }
+        (ConvAlgorithm::Auto | ConvAlgorithm::Direct, Some(cpu)) => {
+            let kernels = if algorithm == ConvAlgorithm::Direct {
+                HostKernels::Fastest
+            } else {
+                HostKernels::Im2col
+            };
+            match cpu {
+                CpuBackend::FlexAutodiff => train::<Flex, B>(x, weight, g, kernels),
+                CpuBackend::NdArrayAutodiff => train::<NdArray, B>(x, weight, g, kernels),
+                CpuBackend::Flex => infer::<Flex, B>(x, weight, g, kernels),
+                CpuBackend::NdArray => infer::<NdArray, B>(x, weight, g, kernels),
+            }
+        }
     }
 }
 
-/// The convolution of two backend tensors by [`kernel::forward`].
+/// Which host kernels a convolution on a CPU backend runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostKernels {
+    /// The direct kernels for each pass where they are the faster ones
+    /// ([`direct::pays_off`]), im2col + GEMM ([`kernel`]) for the rest.
+    Fastest,
+    /// im2col + GEMM for every pass.
+    Im2col,
+}
+
+impl HostKernels {
+    fn direct(self, g: &ConvGeometry, pass: Pass) -> bool {
+        self == Self::Fastest && direct::pays_off(g, pass)
+    }
+
+    fn forward(self, x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        if self.direct(g, Pass::Forward) {
+            direct::forward(x, w, g)
+        } else {
+            kernel::forward(x, w, g)
+        }
+    }
+
+    fn input_grad(self, w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        if self.direct(g, Pass::InputGrad) {
+            direct::input_grad(w, dy, g)
+        } else {
+            kernel::input_grad(w, dy, g)
+        }
+    }
+
+    fn weight_grad(self, x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        if self.direct(g, Pass::WeightGrad) {
+            direct::weight_grad(x, dy, g)
+        } else {
+            kernel::weight_grad(x, dy, g)
+        }
+    }
+}
+
+/// The convolution of two backend tensors by the host kernels.
 fn host_forward<I: HostBackend>(
     x: &FloatTensor<I>,
     weight: &FloatTensor<I>,
     g: &ConvGeometry,
+    kernels: HostKernels,
 ) -> FloatTensor<I> {
-    let y = kernel::forward(&I::host::<5>(x), &I::host::<5>(weight), g);
+    let y = kernels.forward(&I::host::<5>(x), &I::host::<5>(weight), g);
     let dims = [g.batch, g.c_out, g.output[0], g.output[1], g.output[2]];
     from_host::<I>(y, &dims, &I::float_device(x))
 }
@@ -88,15 +147,19 @@ fn infer<I: HostBackend, B: Backend>(
     x: Tensor<B, 5>,
     weight: Tensor<B, 5>,
     g: ConvGeometry,
+    kernels: HostKernels,
 ) -> Tensor<B, 5> {
     let x = primitive::<I, B, 5>(x);
     let weight = primitive::<I, B, 5>(weight);
-    tensor::<I, B, 5>(host_forward::<I>(&x, &weight, &g))
+    tensor::<I, B, 5>(host_forward::<I>(&x, &weight, &g, kernels))
 }
 
 /// The autodiff node of a bias-free convolution; parents: input, weight.
 #[derive(Debug)]
-struct Conv3dBackward<I>(PhantomData<I>);
+struct Conv3dBackward<I> {
+    kernels: HostKernels,
+    backend: PhantomData<I>,
+}
 
 /// What the backward pass needs: input, weight, geometry.
 type ConvState<I> = (FloatTensor<I>, FloatTensor<I>, ConvGeometry);
@@ -111,12 +174,12 @@ impl<I: HostBackend> Backward<I, 2> for Conv3dBackward<I> {
         let device = I::float_device(&x);
         let dy = I::host::<5>(&dy);
         if let Some(node) = node_x {
-            let dx = kernel::input_grad(&I::host::<5>(&weight), &dy, &g);
+            let dx = self.kernels.input_grad(&I::host::<5>(&weight), &dy, &g);
             let dims = [g.batch, g.c_in, g.input[0], g.input[1], g.input[2]];
             grads.register::<I>(node.id, from_host::<I>(dx, &dims, &device));
         }
         if let Some(node) = node_weight {
-            let dw = kernel::weight_grad(&I::host::<5>(&x), &dy, &g);
+            let dw = self.kernels.weight_grad(&I::host::<5>(&x), &dy, &g);
             let [kt, kh, kw] = g.kernel;
             let dims = [g.c_out, g.c_in, kt, kh, kw];
             grads.register::<I>(node.id, from_host::<I>(dw, &dims, &device));
@@ -128,15 +191,14 @@ fn train<I: HostBackend, B: Backend>(
     x: Tensor<B, 5>,
     weight: Tensor<B, 5>,
     g: ConvGeometry,
+    kernels: HostKernels,
 ) -> Tensor<B, 5> {
     let x: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, 5>(x);
     let weight: FloatTensor<Autodiff<I>> = primitive::<Autodiff<I>, B, 5>(weight);
-    let y = host_forward::<I>(&x.primitive, &weight.primitive, &g);
-    tensor::<Autodiff<I>, B, 5>(conv_node::record(
-        Conv3dBackward::<I>(PhantomData),
-        x,
-        weight,
-        g,
-        y,
-    ))
+    let y = host_forward::<I>(&x.primitive, &weight.primitive, &g, kernels);
+    let node = Conv3dBackward::<I> {
+        kernels,
+        backend: PhantomData,
+    };
+    tensor::<Autodiff<I>, B, 5>(conv_node::record(node, x, weight, g, y))
 }

@@ -2,6 +2,7 @@
 
 mod batch_norm;
 mod conv;
+pub mod conv_direct;
 pub mod conv_gemm;
 pub mod conv_kernel;
 mod conv_node;
