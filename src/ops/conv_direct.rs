@@ -250,11 +250,12 @@ impl Grid {
     }
 }
 
-/// Flat grid offsets of every kernel tap, in weight order.
-fn tap_offsets(g: &ConvGeometry, dims: [usize; 3]) -> Vec<usize> {
+/// Flat offsets, on a grid of `dims`, of every tap of `kernel` with taps `spacing` apart,
+/// in weight order.
+fn tap_offsets(kernel: [usize; 3], spacing: [usize; 3], dims: [usize; 3]) -> Vec<usize> {
     let (st, sh) = (dims[1] * dims[2], dims[2]);
-    let [kt, kh, kw] = g.kernel;
-    let [dt, dh, dw] = g.dilation;
+    let [kt, kh, kw] = kernel;
+    let [dt, dh, dw] = spacing;
     let mut offsets = Vec::with_capacity(kt * kh * kw);
     for a in 0..kt {
         for b in 0..kh {
@@ -663,18 +664,7 @@ impl Layout {
 
     /// Grid offsets of the sub-kernel's taps, in weight order.
     fn offsets(&self) -> Vec<usize> {
-        let (st, sh) = (self.dims[1] * self.dims[2], self.dims[2]);
-        let [kt, kh, kw] = self.sub_kernel;
-        let [dt, dh, dw] = self.spacing;
-        let mut offsets = Vec::with_capacity(kt * kh * kw);
-        for a in 0..kt {
-            for b in 0..kh {
-                for c in 0..kw {
-                    offsets.push(a * dt * st + b * dh * sh + c * dw);
-                }
-            }
-        }
-        offsets
+        tap_offsets(self.sub_kernel, self.spacing, self.dims)
     }
 
     /// The grid channel (of `c_in · phases`) and sub-kernel tap that kernel tap
@@ -692,7 +682,7 @@ impl Layout {
             return;
         }
         let (st, sh) = grid.strides();
-        let (channel_len, [t, h, w], s) = (grid.channel_len(), g.input, self.stride);
+        let (channel_len, [t, h, w]) = (grid.channel_len(), g.input);
         for (ci, values) in sample.chunks_exact(t * h * w).enumerate() {
             for (i, row) in values.chunks_exact(w).enumerate() {
                 let (pt, ph) = (i / h + g.padding[0], i % h + g.padding[1]);
@@ -703,7 +693,6 @@ impl Layout {
                 }
             }
         }
-        debug_assert!(s.iter().all(|&s| s >= 1));
     }
 }
 
@@ -776,7 +765,7 @@ fn input_grad_on(isa: Isa, w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> 
     let packed = pack((g.c_in, g.c_out, taps), isa.co_block(), |ci, co, k| {
         w[(co * g.c_in + ci) * taps + taps - 1 - k]
     });
-    let offsets = tap_offsets(g, dims);
+    let offsets = tap_offsets(g.kernel, g.dilation, dims);
     let correlation = Correlation {
         isa,
         packed: &packed,
@@ -1042,7 +1031,7 @@ mod tests {
 
     /// Which passes go direct for R3D-18's convolutions at width 8 (16 × 32², the demo's
     /// regime) and width 64 (8 × 112²), as measured (the constants' docs). A perturbed
-    /// threshold fails it (`MAX_DIRECT_SUM` 1728: the fourth stage at width 8 goes direct).
+    /// threshold fails it (`MAX_DIRECT_CHANNELS` 64: width 64's stem goes direct).
     #[test]
     fn the_direct_kernels_are_chosen_where_they_were_measured_faster() {
         if Isa::detect().is_none() {
@@ -1053,43 +1042,76 @@ mod tests {
             [Pass::Forward, Pass::InputGrad, Pass::WeightGrad].map(|pass| pays_off(&g, pass))
         };
         let (one, same) = ([1, 1, 1], [1, 1, 1]);
-        // Width 8: the stem, the first two stages' 3×3×3, the last stages' (small frames).
-        assert_eq!(
-            choice([80, 3, 16, 32, 32], [8, 3, 3, 7, 7], [1, 2, 2], [1, 3, 3]),
-            [true, false, true]
-        );
-        assert_eq!(
-            choice([80, 8, 16, 16, 16], [8, 8, 3, 3, 3], one, same),
-            [true, true, true]
-        );
-        assert_eq!(
-            choice([80, 16, 8, 8, 8], [16, 16, 3, 3, 3], one, same),
-            [true, true, true]
-        );
-        assert_eq!(
-            choice([80, 32, 4, 4, 4], [32, 32, 3, 3, 3], one, same),
-            [true, true, false]
-        );
-        assert_eq!(
-            choice([80, 64, 2, 2, 2], [64, 64, 3, 3, 3], one, same),
-            [false, false, false]
-        );
-        assert_eq!(
-            choice([80, 8, 16, 16, 16], [16, 8, 3, 3, 3], [2, 2, 2], same),
-            [false, false, false]
-        );
-        // Width 64: none (64 channels and more).
-        assert_eq!(
-            choice([2, 3, 8, 112, 112], [64, 3, 3, 7, 7], [1, 2, 2], [1, 3, 3]),
-            [false, false, false]
-        );
-        assert_eq!(
-            choice([2, 64, 8, 56, 56], [64, 64, 3, 3, 3], one, same),
-            [false, false, false]
-        );
-        assert_eq!(
-            choice([2, 128, 4, 28, 28], [128, 128, 3, 3, 3], one, same),
-            [false, false, false]
-        );
+        type Row = ([usize; 5], [usize; 5], [usize; 3], [usize; 3], [bool; 3]);
+        let expected: [Row; 9] = [
+            // Width 8: the stem, stages 1–3, stage 4 (small frames), stage 2's strided entry.
+            (
+                [80, 3, 16, 32, 32],
+                [8, 3, 3, 7, 7],
+                [1, 2, 2],
+                [1, 3, 3],
+                [true, false, true],
+            ),
+            (
+                [80, 8, 16, 16, 16],
+                [8, 8, 3, 3, 3],
+                one,
+                same,
+                [true, true, true],
+            ),
+            (
+                [80, 16, 8, 8, 8],
+                [16, 16, 3, 3, 3],
+                one,
+                same,
+                [true, true, true],
+            ),
+            (
+                [80, 32, 4, 4, 4],
+                [32, 32, 3, 3, 3],
+                one,
+                same,
+                [true, true, false],
+            ),
+            (
+                [80, 64, 2, 2, 2],
+                [64, 64, 3, 3, 3],
+                one,
+                same,
+                [false, false, false],
+            ),
+            (
+                [80, 8, 16, 16, 16],
+                [16, 8, 3, 3, 3],
+                [2, 2, 2],
+                same,
+                [false, false, false],
+            ),
+            // Width 64: none (64 channels and more).
+            (
+                [2, 3, 8, 112, 112],
+                [64, 3, 3, 7, 7],
+                [1, 2, 2],
+                [1, 3, 3],
+                [false, false, false],
+            ),
+            (
+                [2, 64, 8, 56, 56],
+                [64, 64, 3, 3, 3],
+                one,
+                same,
+                [false, false, false],
+            ),
+            (
+                [2, 128, 4, 28, 28],
+                [128, 128, 3, 3, 3],
+                one,
+                same,
+                [false, false, false],
+            ),
+        ];
+        for (x, w, s, p, passes) in expected {
+            assert_eq!(choice(x, w, s, p), passes, "input {x:?}, weight {w:?}");
+        }
     }
 }
