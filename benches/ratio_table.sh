@@ -35,7 +35,7 @@
 #   --threads   CPU threads of both sides, default nproc (ours: RAYON_NUM_THREADS; PyTorch:
 #               --threads and OMP_NUM_THREADS); also the loader workers unless --workers
 #   --width     base width passed to both sides (only when given; 64 = real models)
-#   --conv C    ours' convolution (`bench --conv`: auto, direct, gemm, burn); default auto
+#   --conv C    ours' convolution (`bench --conv`: auto, im2col, gemm, burn); default auto
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -31,6 +31,7 @@ mod tests {
         assert_eq!(by_name::<Arch>("r3d18_dilated"), Ok(Arch::R3d18Dilated));
         assert_eq!(by_name::<Arch>("slow_r50"), Ok(Arch::SlowR50));
         assert_eq!(by_name::<ConvAlgorithm>("gemm"), Ok(ConvAlgorithm::Gemm));
+        assert_eq!(by_name::<ConvAlgorithm>("direct"), Ok(ConvAlgorithm::Auto));
         assert_eq!(name_of(&Arch::R3d18Dilated), "r3d18_dilated");
         let err = by_name::<Arch>("r3d").unwrap_err();
         assert!(err.contains("r3d") && err.contains("r2plus1d18"), "{err}");

@@ -87,9 +87,9 @@ pub struct BenchArgs {
     iters: usize,
     #[arg(long, default_value_t = 1)]
     warmup: usize,
-    /// Convolution algorithm: auto (our CPU kernels on the CPU, GEMM elsewhere), direct
-    /// (auto with the direct CPU kernels where faster), gemm or burn (Burn's own; on GPUs
-    /// autotuned per geometry).
+    /// Convolution algorithm: auto (on the CPU our kernels, direct where measured faster and
+    /// im2col + GEMM for the rest; GEMM elsewhere), im2col (our CPU kernels without the
+    /// direct ones), gemm or burn (Burn's own; on GPUs autotuned per geometry).
     #[arg(long, value_parser = by_name::<ConvAlgorithm>, default_value = "auto")]
     conv: ConvAlgorithm,
 }

@@ -1,9 +1,8 @@
 //! 3-D convolution: the algorithm choice, and on the CPU backends an autodiff node of our
-//! own whose passes are host kernels: [`super::conv_kernel`] (im2col + GEMM per output
-//! frame) and, with [`ConvAlgorithm::Direct`], [`super::conv_direct`] (no im2col; x86-64
-//! with AVX2 or AVX-512) for the passes where it was measured faster. The other backends
-//! use [`super::conv_gemm`] (GEMMs of Burn operations) unless Burn's own convolution is
-//! asked for.
+//! own whose passes are host kernels: [`super::conv_direct`] (no im2col; x86-64 with AVX2 or
+//! AVX-512) for the passes where it was measured faster, [`super::conv_kernel`] (im2col +
+//! GEMM per output frame) for the rest. The other backends use [`super::conv_gemm`] (GEMMs
+//! of Burn operations) unless Burn's own convolution is asked for.
 //!
 //! Burn's generic gradients are a transposed convolution for the input and, for the weight,
 //! a convolution of the swapped input with the swapped output gradient returned as a
@@ -36,20 +35,21 @@ use super::dispatch::{CpuBackend, HostBackend, from_host, primitive, tensor};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConvAlgorithm {
-    /// The fastest measured per backend: our host kernels on the CPU backends
-    /// ([`super::conv_kernel`]), GEMMs of Burn operations elsewhere ([`super::conv_gemm`]).
+    /// The fastest measured per backend: on the CPU backends our host kernels, the direct
+    /// ones ([`super::conv_direct`]) for each pass where they were measured faster and
+    /// im2col + GEMM ([`super::conv_kernel`]) for the rest; GEMMs of Burn operations
+    /// elsewhere ([`super::conv_gemm`]). `direct`, its name while it was not the default,
+    /// still selects it.
     #[default]
+    #[serde(alias = "direct")]
     Auto,
+    /// On the CPU backends our host kernels with im2col + GEMM for every pass (the default
+    /// before the direct kernels; for comparisons). Elsewhere as `Auto`.
+    Im2col,
     /// GEMMs of Burn operations on every backend (on the CPU: for parity tests).
     Gemm,
     /// Burn's own `conv3d` (on GPUs: CubeCL's kernels, autotuned per geometry).
     Burn,
-    /// On the CPU backends our host kernels with the direct kernels ([`super::conv_direct`])
-    /// for the passes where they were measured faster, im2col + GEMM for the rest. Elsewhere
-    /// as `Auto`. Not yet the default: two tests whose verdicts hinge on rounding (slow_r50's
-    /// gradients at width 4, the 300-step overfit test's last loss) move with any change
-    /// of summation order (issue 13's note).
-    Direct,
 }
 
 /// Bias-free 3-D convolution; the single entry point used by every backbone.
@@ -72,14 +72,14 @@ pub fn conv3d<B: Backend>(
     };
     match (algorithm, CpuBackend::of_f32(&x)) {
         (ConvAlgorithm::Burn, _) => burn(x, weight),
-        (ConvAlgorithm::Gemm, _) | (ConvAlgorithm::Auto | ConvAlgorithm::Direct, None) => {
+        (ConvAlgorithm::Gemm, _) | (ConvAlgorithm::Auto | ConvAlgorithm::Im2col, None) => {
             conv_gemm::conv3d(x, weight, g)
         }
-        (ConvAlgorithm::Auto | ConvAlgorithm::Direct, Some(cpu)) => {
-            let kernels = if algorithm == ConvAlgorithm::Direct {
-                HostKernels::Fastest
-            } else {
+        (ConvAlgorithm::Auto | ConvAlgorithm::Im2col, Some(cpu)) => {
+            let kernels = if algorithm == ConvAlgorithm::Im2col {
                 HostKernels::Im2col
+            } else {
+                HostKernels::Fastest
             };
             match cpu {
                 CpuBackend::FlexAutodiff => train::<Flex, B>(x, weight, g, kernels),

@@ -117,7 +117,7 @@ impl ConvGeometry {
     /// Whether every kernel tap reads whole input frames unchanged (a `1 × 1` spatial
     /// kernel, spatial stride 1, no spatial padding): the im2col rows of a tap are then rows
     /// of the input itself, and output frames have the input's `H × W`.
-    fn spatially_pointwise(&self) -> bool {
+    pub(super) fn spatially_pointwise(&self) -> bool {
         self.kernel[1..] == [1, 1] && self.stride[1..] == [1, 1] && self.padding[1..] == [0, 0]
     }
 

@@ -4,7 +4,8 @@
 //! the `fit` that every stage calls (burn-train's `Learner`, our Adam, checkpoints).
 //!
 //! * `a_small_set_is_memorised`: 16 videos, augmentation off → 100 % training accuracy and a
-//!   training loss below 0.05 within [`MAX_STEPS`] Adam steps (the issue's overfit test).
+//!   training loss below 0.05 within [`MAX_STEPS`] Adam steps (the issue's overfit test), the
+//!   whole set in every batch ([`MEMORISE_BATCH`]).
 //! * `eval_mode_agrees_with_train_mode`: the model saved by `fit` and loaded back as `eval`
 //!   loads it (eval-mode batch norm with running statistics) classifies the same training
 //!   clips as well as the train-mode model did in its last epoch.
@@ -43,9 +44,19 @@ type B = Autodiff<Inner>;
 const CLASSES: usize = 4;
 const VIDEOS_PER_CLASS: usize = 4;
 const MAX_STEPS: usize = 300;
+/// Clips per batch of the multi-device test (`devices`).
 const BATCH: usize = 4;
-const EPOCHS: usize = 75;
-/// Peak of the cosine schedule: at 1e-3 the last epoch's loss stayed at 0.08–0.09.
+/// The overfit test's batch: all 16 videos, so that every step's batch-norm statistics are
+/// those of the whole set. With 4 shuffled clips per batch (each clip normalised by other
+/// companions every epoch) the last epoch's loss after 300 steps ranged 0.009–0.16 over
+/// generator seeds 0–7 with either convolution kernel (2 or more of 8 seeds over 0.05; one
+/// clip per video instead of a random start did not help); with the whole set it was
+/// 0.0000–0.0002 on every seed (issue 13's note of 2026-12-03).
+const MEMORISE_BATCH: usize = CLASSES * VIDEOS_PER_CLASS;
+/// One step per epoch. 100 steps left the last loss at 0.0002–0.0003 over seeds 0–7 (300:
+/// under 0.0002), so the test stays well inside the issue's 300.
+const EPOCHS: usize = 100;
+/// Peak of the cosine schedule: at 1e-3 (batch 4) the last epoch's loss stayed at 0.08–0.09.
 const LEARNING_RATE: f64 = 5e-3;
 const WIDTH: usize = 8;
 const FRAMES: usize = 8;
@@ -58,11 +69,11 @@ const SEED: u64 = 3;
 const MAX_FINAL_LOSS: f64 = 0.05;
 const FINAL_ACCURACY: f64 = 100.0;
 /// Eval mode may miss this many of the 16 training videos that train mode got right (batch
-/// statistics of 4 clips vs running statistics). The learning rate decays to zero (cosine)
-/// so that the running statistics describe the final weights: with a constant 1e-3 they lag
-/// the last steps, and eval mode got 11/16 (train mode 16/16) in a CI run and in one of two
-/// local runs; with this schedule 5 local runs of 5 gave 16/16 and a last loss of 0.012–0.019
-/// (Burn's loader), and with `EpochLoader`'s fixed batch order 16/16 and 0.0259 every run.
+/// statistics of the batch vs running statistics). The learning rate decays to zero (cosine)
+/// so that the running statistics describe the final weights: with batches of 4 and a
+/// constant 1e-3 they lagged the last steps, and eval mode got 11/16 (train mode 16/16) in a
+/// CI run and in one of two local runs. With the whole set as the batch this check passed on
+/// each of the 8 seeds of `MEMORISE_BATCH`'s measurement.
 const EVAL_MODE_SLACK: usize = 1;
 
 /// Mean of a Burn metric log (`value,count` per batch) weighted by the counts.
@@ -163,13 +174,13 @@ fn memorise(root: &Path) -> Trained {
     let device = FlexDevice;
     let dataset = VideoClipDataset::new(items.clone(), plain_recipe(), SEED)
         .expect("recipe")
-        .padded_to_batches(BATCH);
-    let iterations = dataset.len() / BATCH;
+        .padded_to_batches(MEMORISE_BATCH);
+    let iterations = dataset.len() / MEMORISE_BATCH;
     assert!(iterations * EPOCHS <= MAX_STEPS);
     let train: Arc<dyn DataLoader<B, ClipTensors<B>>> = Arc::new(EpochLoader::new(
         ClipBatcher,
         dataset,
-        BATCH,
+        MEMORISE_BATCH,
         WORKERS,
         Some(SEED),
         device,
@@ -183,7 +194,7 @@ fn memorise(root: &Path) -> Trained {
         VideoClassifier::<B>::new(BackboneConfig::new(Arch::R3d18, WIDTH), CLASSES, &device);
     let optim = Optimisation {
         epochs: EPOCHS,
-        batch_size: BATCH,
+        batch_size: MEMORISE_BATCH,
         lr: LEARNING_RATE,
         warmup_epochs: 0,
         weight_decay: 0.0,
@@ -223,7 +234,7 @@ fn a_small_set_is_memorised_and_eval_mode_agrees() {
         trained.last_loss < MAX_FINAL_LOSS && trained.last_accuracy >= FINAL_ACCURACY,
         "after {} Adam steps the last epoch has loss {:.4} (want < {MAX_FINAL_LOSS}) and \
          training accuracy {:.1} % (want {FINAL_ACCURACY} %)",
-        EPOCHS * CLASSES * VIDEOS_PER_CLASS / BATCH,
+        EPOCHS * CLASSES * VIDEOS_PER_CLASS / MEMORISE_BATCH,
         trained.last_loss,
         trained.last_accuracy
     );
