@@ -1,21 +1,26 @@
 //! The CPU convolution kernels against each other, per convolution of R3D-18: im2col + GEMM
-//! (`ops::conv_kernel`) and the direct kernels (`ops::conv_direct`), forward, input and
-//! weight gradient, on the same inputs, with the pass each one is chosen for
-//! (`conv_direct::pays_off`). The thresholds in `conv_direct.rs` were set from this table.
+//! (`ops::conv_kernel`), the direct kernels (`ops::conv_direct`) and Winograd F(2³, 3³)
+//! (`ops::conv_winograd`), forward, input and weight gradient, on the same inputs, with the
+//! kernel `Auto` runs for each pass (`conv_winograd::pays_off`, then `conv_direct::pays_off`).
+//! The thresholds in `conv_direct.rs` and `conv_winograd.rs` were set from this table.
 //!
 //! ```sh
-//! RAYON_NUM_THREADS=2 cargo bench --bench conv_kernels -- [REPS]   # best of REPS (default 5)
+//! RAYON_NUM_THREADS=2 cargo bench --bench conv_kernels -- [REPS] [NAME ...]
 //! ```
+//! REPS: best of that many calls (default 5); NAMEs select the cases whose name contains one.
 //!
-//! Columns: seconds per call (best of REPS after one warm-up) of im2col and of the direct
-//! kernel, and their ratio (above 1: direct faster); `*` marks the pass `Auto` runs direct.
-//! A strided kernel has no direct input gradient (`-`). Without AVX2/AVX-512 only im2col runs.
+//! Columns: seconds per call (best of REPS after one warm-up) of im2col, of the direct kernel
+//! and of Winograd (`-` where a kernel does not apply: the direct ones without AVX2/AVX-512
+//! or for a strided input gradient, Winograd outside 3×3×3 stride 1 padding 1), then `i`,
+//! `d` or `w` for the kernel chosen; the last column is the largest difference of the direct
+//! and Winograd results from im2col's, relative to im2col's largest value.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use timebalance::ops::conv_direct::{self as direct, Pass};
 use timebalance::ops::conv_kernel::{self as im2col, ConvGeometry};
+use timebalance::ops::conv_winograd as winograd;
 
 /// One convolution: name, input `[N, C, T, H, W]`, weight, stride, padding.
 type Case = (&'static str, [usize; 5], [usize; 5], [usize; 3], [usize; 3]);
@@ -141,51 +146,103 @@ fn best(reps: usize, mut f: impl FnMut() -> Vec<f32>) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// Which kernel `Auto` runs for a pass: `w` Winograd, `d` direct, `i` im2col.
+fn chosen(g: &ConvGeometry, pass: Pass) -> char {
+    if winograd::pays_off(g, pass) {
+        'w'
+    } else if direct::pays_off(g, pass) {
+        'd'
+    } else {
+        'i'
+    }
+}
+
+/// Largest difference from `reference` relative to its largest magnitude.
+fn relative(a: &[f32], reference: &[f32]) -> f32 {
+    let scale = reference
+        .iter()
+        .fold(0.0f32, |m, v| m.max(v.abs()))
+        .max(1e-30);
+    a.iter()
+        .zip(reference)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale
+}
+
+/// One pass's cell: seconds of each kernel that runs (`-`: it does not), the chosen kernel,
+/// and the largest relative difference of the others from im2col (a check, not a timing).
+fn cell(
+    reps: usize,
+    choice: char,
+    im2col: &mut dyn FnMut() -> Vec<f32>,
+    direct: Option<&mut dyn FnMut() -> Vec<f32>>,
+    winograd: Option<&mut dyn FnMut() -> Vec<f32>>,
+) -> (String, f32) {
+    let reference = im2col();
+    let a = best(reps, im2col);
+    let mut worst = 0.0f32;
+    let mut time = |f: Option<&mut dyn FnMut() -> Vec<f32>>| match f {
+        Some(f) => {
+            worst = worst.max(relative(&f(), &reference));
+            format!("{:>8.4}", best(reps, f))
+        }
+        None => format!("{:>8}", "-"),
+    };
+    let (d, w) = (time(direct), time(winograd));
+    (format!("{a:>8.4} {d} {w} {choice}"), worst)
+}
+
 fn main() {
-    let reps = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(5);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let reps = args.iter().find_map(|a| a.parse().ok()).unwrap_or(5);
+    // Other arguments select cases whose name contains one of them (`cargo bench` adds
+    // `--bench`, which selects nothing).
+    let filters: Vec<&String> = args
+        .iter()
+        .filter(|a| a.parse::<usize>().is_err() && !a.starts_with("--"))
+        .collect();
     println!(
-        "threads {}, best of {reps}; per pass: im2col_s direct_s speed-up (* = chosen)",
+        "threads {}, best of {reps}; per pass: im2col_s direct_s winograd_s, the kernel Auto \
+         runs (i/d/w); last column: largest relative difference of direct/Winograd from im2col",
         rayon::current_num_threads()
     );
     println!(
-        "{:<20} {:>28} {:>28} {:>28}",
-        "convolution", "forward", "input gradient", "weight gradient"
+        "{:<20} {:>29} {:>29} {:>29} {:>9}",
+        "convolution", "forward", "input gradient", "weight gradient", "max diff"
     );
     for (name, xs, ws, stride, padding) in CASES {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
         let g = ConvGeometry::new(xs, ws, stride, padding, [1, 1, 1]).expect("geometry");
         let x = values(xs.iter().product());
         let w = values(ws.iter().product());
         let dy = values(g.batch * g.c_out * g.output.iter().product::<usize>());
-        let cell = |pass: Pass,
-                    slow: &mut dyn FnMut() -> Vec<f32>,
-                    fast: &mut dyn FnMut() -> Vec<f32>| {
-            let a = best(reps, slow);
-            let runs = direct::available(&g) && (pass != Pass::InputGrad || stride == [1, 1, 1]);
-            if !runs {
-                return format!("{a:>9.4} {:>9} {:>6}  ", "-", "-");
-            }
-            let b = best(reps, fast);
-            let mark = if direct::pays_off(&g, pass) { '*' } else { ' ' };
-            format!("{a:>9.4} {b:>9.4} {:>6.2}{mark} ", a / b)
-        };
-        let f = cell(
-            Pass::Forward,
+        let has_direct = direct::available(&g);
+        let has_winograd = winograd::applies(&g);
+        let (f, ef) = cell(
+            reps,
+            chosen(&g, Pass::Forward),
             &mut || im2col::forward(&x, &w, &g),
-            &mut || direct::forward(&x, &w, &g),
+            has_direct.then_some(&mut || direct::forward(&x, &w, &g) as _),
+            has_winograd.then_some(&mut || winograd::forward(&x, &w, &g) as _),
         );
-        let i = cell(
-            Pass::InputGrad,
+        let (i, ei) = cell(
+            reps,
+            chosen(&g, Pass::InputGrad),
             &mut || im2col::input_grad(&w, &dy, &g),
-            &mut || direct::input_grad(&w, &dy, &g),
+            (has_direct && stride == [1, 1, 1])
+                .then_some(&mut || direct::input_grad(&w, &dy, &g) as _),
+            has_winograd.then_some(&mut || winograd::input_grad(&w, &dy, &g) as _),
         );
-        let d = cell(
-            Pass::WeightGrad,
+        let (d, ed) = cell(
+            reps,
+            chosen(&g, Pass::WeightGrad),
             &mut || im2col::weight_grad(&x, &dy, &g),
-            &mut || direct::weight_grad(&x, &dy, &g),
+            has_direct.then_some(&mut || direct::weight_grad(&x, &dy, &g) as _),
+            has_winograd.then_some(&mut || winograd::weight_grad(&x, &dy, &g) as _),
         );
-        println!("{name:<20} {f:>28} {i:>28} {d:>28}");
+        let worst = ef.max(ei).max(ed);
+        println!("{name:<20} {f:>29} {i:>29} {d:>29} {worst:>9.1e}");
     }
 }

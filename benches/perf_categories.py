@@ -17,6 +17,7 @@ out = subprocess.run(["perf","report","-i",data,"--no-children","--sort","dso,sy
 cats = collections.OrderedDict()
 rules = [
  ("direct conv kernels", r"conv_direct"),
+ ("winograd conv kernels", r"conv_winograd"),
  ("im2col / col2im", r"conv_kernel::(im2col|col2im|split_columns|input_grad|add_tap|copy_tap)|__memmove"),
  ("GEMM (gemm crate)", r"gemm"),
  ("memset", r"__memset"),

@@ -1,7 +1,9 @@
 //! 3-D convolution: the algorithm choice, and on the CPU backends an autodiff node of our
-//! own whose passes are host kernels: [`super::conv_direct`] (no im2col; x86-64 with AVX2 or
-//! AVX-512) for the passes where it was measured faster, [`super::conv_kernel`] (im2col +
-//! GEMM per output frame) for the rest. The other backends use [`super::conv_gemm`] (GEMMs
+//! own whose passes are host kernels: [`super::conv_winograd`] (Winograd F(2×2×2, 3×3×3))
+//! for the "same" 3×3×3 convolutions with many channels and large frames,
+//! [`super::conv_direct`] (no im2col; x86-64 with AVX2 or AVX-512) for the other passes
+//! where it was measured faster, [`super::conv_kernel`] (im2col + GEMM per output frame)
+//! for the rest. The other backends use [`super::conv_gemm`] (GEMMs
 //! of Burn operations) unless Burn's own convolution is asked for.
 //!
 //! Burn's generic gradients are a transposed convolution for the input and, for the weight,
@@ -28,6 +30,7 @@ use super::conv_direct::{self as direct, Pass};
 use super::conv_gemm;
 use super::conv_kernel::{self as kernel, ConvGeometry};
 use super::conv_node;
+use super::conv_winograd as winograd;
 use super::dispatch::{CpuBackend, HostBackend, from_host, primitive, tensor};
 
 /// How a 3-D convolution is computed. Every algorithm gives the same values (tested against
@@ -35,9 +38,11 @@ use super::dispatch::{CpuBackend, HostBackend, from_host, primitive, tensor};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConvAlgorithm {
-    /// The fastest measured per backend: on the CPU backends our host kernels, the direct
-    /// ones ([`super::conv_direct`]) for each pass where they were measured faster and
-    /// im2col + GEMM ([`super::conv_kernel`]) for the rest; GEMMs of Burn operations
+    /// The fastest measured per backend: on the CPU backends our host kernels, Winograd
+    /// ([`super::conv_winograd`]) where it pays off (3×3×3 "same" convolutions, ≥ 64
+    /// channels, large frames), else the direct ones ([`super::conv_direct`]) for each pass
+    /// where they were measured faster, and im2col + GEMM ([`super::conv_kernel`]) for the
+    /// rest; GEMMs of Burn operations
     /// elsewhere ([`super::conv_gemm`]). `direct`, its name while it was not the default,
     /// still selects it.
     #[default]
@@ -94,20 +99,26 @@ pub fn conv3d<B: Backend>(
 /// Which host kernels a convolution on a CPU backend runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HostKernels {
-    /// The direct kernels for each pass where they are the faster ones
-    /// ([`direct::pays_off`]), im2col + GEMM ([`kernel`]) for the rest.
+    /// Per pass the first that pays off of Winograd ([`winograd::pays_off`]) and the direct
+    /// kernels ([`direct::pays_off`]); im2col + GEMM ([`kernel`]) for the rest.
     Fastest,
     /// im2col + GEMM for every pass.
     Im2col,
 }
 
 impl HostKernels {
+    fn winograd(self, g: &ConvGeometry, pass: Pass) -> bool {
+        self == Self::Fastest && winograd::pays_off(g, pass)
+    }
+
     fn direct(self, g: &ConvGeometry, pass: Pass) -> bool {
         self == Self::Fastest && direct::pays_off(g, pass)
     }
 
     fn forward(self, x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
-        if self.direct(g, Pass::Forward) {
+        if self.winograd(g, Pass::Forward) {
+            winograd::forward(x, w, g)
+        } else if self.direct(g, Pass::Forward) {
             direct::forward(x, w, g)
         } else {
             kernel::forward(x, w, g)
@@ -115,7 +126,9 @@ impl HostKernels {
     }
 
     fn input_grad(self, w: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
-        if self.direct(g, Pass::InputGrad) {
+        if self.winograd(g, Pass::InputGrad) {
+            winograd::input_grad(w, dy, g)
+        } else if self.direct(g, Pass::InputGrad) {
             direct::input_grad(w, dy, g)
         } else {
             kernel::input_grad(w, dy, g)
@@ -123,7 +136,9 @@ impl HostKernels {
     }
 
     fn weight_grad(self, x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
-        if self.direct(g, Pass::WeightGrad) {
+        if self.winograd(g, Pass::WeightGrad) {
+            winograd::weight_grad(x, dy, g)
+        } else if self.direct(g, Pass::WeightGrad) {
             direct::weight_grad(x, dy, g)
         } else {
             kernel::weight_grad(x, dy, g)

@@ -83,11 +83,11 @@ impl ConvGeometry {
         self.c_in * self.kernel.iter().product::<usize>()
     }
 
-    fn input_len(&self) -> usize {
+    pub(super) fn input_len(&self) -> usize {
         self.c_in * self.input.iter().product::<usize>()
     }
 
-    fn output_len(&self) -> usize {
+    pub(super) fn output_len(&self) -> usize {
         self.c_out * self.output.iter().product::<usize>()
     }
 
@@ -400,10 +400,10 @@ fn col2im_frame(col: &mut [f32], g: &ConvGeometry, t_out: usize, dx: &mut [f32])
 
 /// A matrix operand: a slice with its row and column strides.
 #[derive(Clone, Copy)]
-struct Operand<'a> {
-    data: &'a [f32],
-    row_stride: usize,
-    col_stride: usize,
+pub(super) struct Operand<'a> {
+    pub(super) data: &'a [f32],
+    pub(super) row_stride: usize,
+    pub(super) col_stride: usize,
 }
 
 impl Operand<'_> {
@@ -424,11 +424,11 @@ impl Operand<'_> {
 
 /// A matrix destination: a slice with its row and column strides, overwritten by the
 /// product or (`accumulate`) added to.
-struct Dst<'a> {
-    data: &'a mut [f32],
-    row_stride: usize,
-    col_stride: usize,
-    accumulate: bool,
+pub(super) struct Dst<'a> {
+    pub(super) data: &'a mut [f32],
+    pub(super) row_stride: usize,
+    pub(super) col_stride: usize,
+    pub(super) accumulate: bool,
 }
 
 /// `dst (m × n, row-major) = [dst +] lhs (m × k) · rhs (k × n)`.
@@ -450,7 +450,7 @@ fn matmul(
 }
 
 /// [`matmul`] into a strided destination.
-fn matmul_into(
+pub(super) fn matmul_into(
     dst: Dst<'_>,
     lhs: Operand<'_>,
     rhs: Operand<'_>,

@@ -6,6 +6,7 @@ pub mod conv_direct;
 pub mod conv_gemm;
 pub mod conv_kernel;
 mod conv_node;
+pub mod conv_winograd;
 mod dispatch;
 pub mod norm_kernel;
 
