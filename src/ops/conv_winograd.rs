@@ -552,10 +552,10 @@ fn weight_from_points(sum: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
             let m =
                 |a_: usize, b: usize, cw: usize| sum[((a_ * SPAN + b) * SPAN + cw) * pairs + pair];
             let mut t1 = [[[0.0f32; TAPS]; SPAN]; SPAN];
-            for a_ in 0..SPAN {
-                for b in 0..SPAN {
-                    for z in 0..TAPS {
-                        t1[a_][b][z] = (0..SPAN).map(|cw| G[cw][z] * m(a_, b, cw)).sum();
+            for (a_, t1a) in t1.iter_mut().enumerate() {
+                for (b, t1ab) in t1a.iter_mut().enumerate() {
+                    for (z, v) in t1ab.iter_mut().enumerate() {
+                        *v = (0..SPAN).map(|cw| G[cw][z] * m(a_, b, cw)).sum();
                     }
                 }
             }
