@@ -356,6 +356,8 @@ def main():
     ap.add_argument("--torchvision", action="store_true")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--amp", choices=["none", "bf16", "f16"], default="none")
+    ap.add_argument("--phases", action="store_true",
+                    help="also time forward, backward and optimizer apart (as ours' `bench --phases`)")
     a = ap.parse_args()
     arch = ARCH_ALIASES.get(a.arch, a.arch)
     if arch not in ("r3d18", "r2plus1d18", "mc3_18", "slow_r50"):
@@ -436,19 +438,32 @@ def main():
 
     opt = torch.optim.Adam(params, lr=LEARNING_RATE)
     times = []
+    phases = []
     for i in range(a.warmup + a.iters):
         batch = inputs()
         sync()
         t0 = time.perf_counter()
         with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
             loss = step(*batch)
+        if a.phases:
+            sync()
+            t_forward = time.perf_counter()
         if loss is not None:
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if a.phases:
+                sync()
+                t_backward = time.perf_counter()
             opt.step()
         sync()
         if i >= a.warmup:
             times.append(time.perf_counter() - t0)
+            if a.phases and loss is not None:
+                end = t0 + times[-1]
+                phases.append((t_forward - t0, t_backward - t_forward, end - t_backward))
+    if phases:
+        forward, backward, optimizer = (statistics.median(p[j] for p in phases) for j in range(3))
+        print(f"phases_s forward {forward:.4f} backward {backward:.4f} optimizer {optimizer:.4f}")
     if a.mode == "student":
         shape = (f"{a.batch}+{a.batch}",) + shape[1:]
     print(f"pytorch {a.mode} {arch} width={a.width} {tuple(shape)} {a.device} threads={torch.get_num_threads()} "

@@ -55,6 +55,8 @@ pub struct ModelBench {
     pub size: usize,
     pub iters: usize,
     pub warmup: usize,
+    /// Train mode: time forward, backward and the optimiser step apart ([`BenchTimes::phases`]).
+    pub phases: bool,
 }
 
 /// Seconds of the first iteration and per iteration after warm-up.
@@ -64,11 +66,21 @@ pub struct BenchTimes {
     /// kernel the step needs, unless the caches (`cubecl.toml`) already hold them.
     pub first: f64,
     pub seconds: Vec<f64>,
+    /// Train mode with [`ModelBench::phases`]: seconds of forward (loss included), backward
+    /// (gradients gathered per parameter) and optimiser step, per iteration after warm-up.
+    pub phases: Vec<[f64; 3]>,
 }
 
 impl BenchTimes {
     pub fn median(&self) -> f64 {
         median(&self.seconds)
+    }
+
+    /// Median of each phase (forward, backward, optimiser), if phases were timed.
+    pub fn phase_medians(&self) -> Option<[f64; 3]> {
+        (!self.phases.is_empty()).then(|| {
+            [0, 1, 2].map(|i| median(&self.phases.iter().map(|p| p[i]).collect::<Vec<_>>()))
+        })
     }
 }
 
@@ -102,6 +114,7 @@ impl BackendTask for ModelBench {
         let shape = [self.batch, 3, self.frames, self.size, self.size];
         let total = self.warmup + self.iters;
         let mut seconds = Vec::with_capacity(total);
+        let mut phases = Vec::new();
         let clips =
             |shape: [usize; 5]| Tensor::<B, 5>::random(shape, Distribution::Default, &device);
         let labels = || {
@@ -132,10 +145,21 @@ impl BackendTask for ModelBench {
                     let (x, y) = (clips(shape), labels());
                     let start = Instant::now();
                     let loss = cross_entropy(model.forward(x), y);
+                    let forward = self
+                        .phases
+                        .then(|| sync::<B>(&device).map(|_| start.elapsed()));
                     let grads = GradientsParams::from_grads(loss.backward(), &model);
+                    let backward = self
+                        .phases
+                        .then(|| sync::<B>(&device).map(|_| start.elapsed()));
                     model = optim.step(BENCH_LEARNING_RATE, model, grads);
                     sync::<B>(&device)?;
                     record(&mut seconds, start);
+                    if let (Some(forward), Some(backward)) = (forward, backward) {
+                        let (forward, backward) = (forward?.as_secs_f64(), backward?.as_secs_f64());
+                        let total = seconds.last().copied().unwrap_or(backward);
+                        phases.push([forward, backward - forward, total - backward]);
+                    }
                 }
             }
             BenchMode::Ssl(teacher) => {
@@ -203,7 +227,12 @@ impl BackendTask for ModelBench {
         }
         let first = seconds.first().copied().unwrap_or(f64::NAN);
         let seconds = seconds.split_off(self.warmup.min(seconds.len()));
-        Ok(BenchTimes { first, seconds })
+        let phases = phases.split_off(self.warmup.min(phases.len()));
+        Ok(BenchTimes {
+            first,
+            seconds,
+            phases,
+        })
     }
 }
 

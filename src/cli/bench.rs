@@ -92,6 +92,11 @@ pub struct BenchArgs {
     /// direct ones), gemm or burn (Burn's own; on GPUs autotuned per geometry).
     #[arg(long, value_parser = by_name::<ConvAlgorithm>, default_value = "auto")]
     conv: ConvAlgorithm,
+    /// `bench train` only: also time the step's forward, backward and optimiser apart (each
+    /// waited for), printed as `phases_s forward … backward … optimizer …` (medians). The
+    /// waits between phases can cost a GPU some overlap, so `median_s` is timed as without.
+    #[arg(long)]
+    phases: bool,
 }
 
 /// Run a benchmark and print its figures (the last line is the one scripts read).
@@ -131,10 +136,14 @@ pub fn run(what: BenchCommand) -> Result<()> {
         size: args.size,
         iters: args.iters,
         warmup: args.warmup,
+        phases: args.phases,
     };
     let times = task.run_on(args.device).context("running the benchmark")?;
     for (i, s) in times.seconds.iter().enumerate() {
         println!("iter {i}: {s:.4} s");
+    }
+    if let Some([forward, backward, optimizer]) = times.phase_medians() {
+        println!("phases_s forward {forward:.4} backward {backward:.4} optimizer {optimizer:.4}");
     }
     println!("first_s {:.6}", times.first);
     println!("median_s {:.6}", times.median());

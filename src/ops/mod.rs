@@ -1,5 +1,6 @@
 //! Tensor operations Burn 0.21 lacks or that we route through one place.
 
+mod adam;
 mod batch_norm;
 mod conv;
 pub mod conv_direct;
@@ -10,6 +11,7 @@ pub mod conv_winograd;
 mod dispatch;
 pub mod norm_kernel;
 
+pub use adam::{AdamStep, adam_update, fused_adam_applies};
 pub use batch_norm::batch_norm;
 pub use conv::{ConvAlgorithm, conv3d};
 
