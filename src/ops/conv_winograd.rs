@@ -234,33 +234,49 @@ fn a(d: [&[f32]; OUT], out: &mut [f32]) {
     }
 }
 
-/// Per-thread buffers of the tile transforms (`n` = tiles per row).
+/// Per-thread buffers of the tile transforms of a [`Tiling`].
+///
+/// The transforms run axis by axis over whole blocks: after the first axis every
+/// intermediate is stored as `[..][tile]` with the block's tiles in row order (the layout
+/// of `V`, `Z` and `M`), so the later axes are element-wise over runs of all the block's
+/// tiles (`rows · n` values: full vectors) rather than over one tile row (`n`, e.g. 28 at
+/// 8×112²: one vector and a scalar tail). Only the width axis, which reads or writes the
+/// rows of the volume, works row by row.
 struct Scratch {
     /// A row's values at columns `2k − 1` and `2k` (`n + 1` each).
     odd: Vec<f32>,
     even: Vec<f32>,
-    /// Four rows transformed along the width: `[row][point][k]`.
+    /// After the width axis (and, in [`transform_products`], the height axis).
     wt: Vec<f32>,
-    /// Four frames transformed along width and height: `[frame][point_w][point_h][k]`.
+    /// After the height axis (in [`transform_products`], the time axis).
     ht: Vec<f32>,
-    /// Four runs on their way to the destination.
+    /// The even and odd output columns of a frame row of tiles ([`transform_products`]).
     runs: Vec<f32>,
 }
 
 impl Scratch {
-    fn new(n: usize) -> Self {
+    fn new(t: &Tiling) -> Self {
+        let (n, rows) = (t.tiles[2], t.rows);
         Self {
             odd: vec![0.0; n + 1],
             even: vec![0.0; n + 1],
-            wt: vec![0.0; SPAN * SPAN * n],
-            ht: vec![0.0; SPAN * SPAN * SPAN * n],
-            runs: vec![0.0; SPAN * n],
+            // Input: `[frame][point_w][row parity][row pair 0..=rows][k]`; the others less.
+            wt: vec![0.0; SPAN * SPAN * OUT * (rows + 1) * n],
+            // Input: `[frame][point_w][point_h][tile]`; the others less.
+            ht: vec![0.0; SPAN * SPAN * SPAN * rows * n],
+            runs: vec![0.0; OUT * rows * n],
         }
     }
 }
 
 /// `V[ξ][c][tile]` (`ξ = (a·4 + b)·4 + c'`, tiles of the block in row order) of one sample
 /// `x` (`[channels, T, H, W]`) for `block`: `v` holds `POINTS · channels · tiles` values.
+///
+/// Tile row `jj` of the block reads padded rows `2·jj .. 2·jj + 4` (relative to the block's
+/// first); row `2·p + parity` goes through `Bᵀ` along the width once, to
+/// `wt[frame][c'][parity][p]`, where the four rows of every tile row are the runs starting
+/// at pairs `jj` and `jj + 1` of both parities: the height axis is then one pass over the
+/// block's tiles.
 fn transform_input(
     x: &[f32],
     channels: usize,
@@ -272,42 +288,52 @@ fn transform_input(
     let [td, hd, wd] = t.dims;
     let n = t.tiles[2];
     let tb = block.tiles(t);
+    let pairs = block.rows.len() + 1;
+    // One (frame, c', parity) run of row pairs.
+    let run_len = pairs * n;
     let (plane, volume) = (hd * wd, t.volume());
+    let first_row = OUT * block.rows.start;
     for c in 0..channels {
         let xc = &x[c * volume..][..volume];
-        for (jj, j) in block.rows.clone().enumerate() {
-            for f in 0..SPAN {
-                let ht = &mut s.ht[f * SPAN * SPAN * n..][..SPAN * SPAN * n];
-                let Some(fi) = inside(OUT * block.i + f, td) else {
-                    ht.fill(0.0);
-                    continue;
-                };
-                for r in 0..SPAN {
-                    let wt = &mut s.wt[r * SPAN * n..][..SPAN * n];
-                    let Some(hi) = inside(OUT * j + r, hd) else {
-                        wt.fill(0.0);
-                        continue;
-                    };
-                    split_row(&xc[fi * plane + hi * wd..][..wd], &mut s.odd, &mut s.even);
-                    let (odd, even) = (&s.odd, &s.even);
-                    bt([&odd[..n], &even[..n], &odd[1..], &even[1..]], wt);
-                }
-                // Along the height: for each width point, the four rows → `ht[cw][b]`.
-                for cw in 0..SPAN {
-                    let run = |r: usize| &s.wt[(r * SPAN + cw) * n..][..n];
-                    bt([run(0), run(1), run(2), run(3)], &mut ht[cw * SPAN * n..]);
+        // Along the width, each padded row once.
+        for f in 0..SPAN {
+            let wt_f = &mut s.wt[f * SPAN * OUT * run_len..][..SPAN * OUT * run_len];
+            let Some(fi) = inside(OUT * block.i + f, td) else {
+                wt_f.fill(0.0);
+                continue;
+            };
+            for row in 0..OUT * pairs {
+                let (pair, parity) = (row / OUT, row % OUT);
+                let start = |cw: usize| (cw * OUT + parity) * run_len + pair * n;
+                let dst = point_runs(wt_f, start, n);
+                match inside(first_row + row, hd) {
+                    Some(hi) => {
+                        split_row(&xc[fi * plane + hi * wd..][..wd], &mut s.odd, &mut s.even);
+                        let (odd, even) = (&s.odd, &s.even);
+                        bt_to([&odd[..n], &even[..n], &odd[1..], &even[1..]], dst);
+                    }
+                    None => dst.into_iter().for_each(|d| d.fill(0.0)),
                 }
             }
-            // Along time: for each (width, height) point, the four frames → `V[a][b][cw]`.
+        }
+        // Along the height: rows 2·jj, 2·jj + 1, 2·jj + 2, 2·jj + 3 of every tile row at once.
+        for f in 0..SPAN {
             for cw in 0..SPAN {
-                for b in 0..SPAN {
-                    let run = |f: usize| &s.ht[((f * SPAN + cw) * SPAN + b) * n..][..n];
-                    let start = |a: usize| {
-                        let xi = (a * SPAN + b) * SPAN + cw;
-                        (xi * channels + c) * tb + jj * n
-                    };
-                    bt_to([run(0), run(1), run(2), run(3)], point_runs(v, start, n));
-                }
+                let even = &s.wt[((f * SPAN + cw) * OUT) * run_len..][..run_len];
+                let odd = &s.wt[((f * SPAN + cw) * OUT + 1) * run_len..][..run_len];
+                let out = &mut s.ht[(f * SPAN + cw) * SPAN * tb..][..SPAN * tb];
+                bt([&even[..tb], &odd[..tb], &even[n..], &odd[n..]], out);
+            }
+        }
+        // Along time: for each (width, height) point, the four frames → `V[a][b][cw]`.
+        for cw in 0..SPAN {
+            for b in 0..SPAN {
+                let run = |f: usize| &s.ht[((f * SPAN + cw) * SPAN + b) * tb..][..tb];
+                let start = |a: usize| {
+                    let xi = (a * SPAN + b) * SPAN + cw;
+                    (xi * channels + c) * tb
+                };
+                bt_to([run(0), run(1), run(2), run(3)], point_runs(v, start, tb));
             }
         }
     }
@@ -330,7 +356,8 @@ fn split_row(row: &[f32], odd: &mut [f32], even: &mut [f32]) {
 }
 
 /// `Z[ξ][c][tile]` of one sample's output gradient `dy` (`[channels, T, H, W]`) for `block`:
-/// each 2×2×2 tile through `A` along the three axes (zeros past the volume).
+/// each 2×2×2 tile through `A` along the three axes (zeros past the volume). Width first,
+/// row by row, into `wt[p][q][c'][tile]`; then height and time over the block's tiles.
 fn transform_output_grad(
     dy: &[f32],
     channels: usize,
@@ -345,20 +372,19 @@ fn transform_output_grad(
     let (plane, volume) = (hd * wd, t.volume());
     for c in 0..channels {
         let yc = &dy[c * volume..][..volume];
-        for (jj, j) in block.rows.clone().enumerate() {
-            for p in 0..OUT {
-                // `ht[p][cw][b]`: frame p's two rows through A along width, then height.
-                let ht = &mut s.ht[p * SPAN * SPAN * n..][..SPAN * SPAN * n];
-                let frame = OUT * block.i + p;
+        for p in 0..OUT {
+            let frame = OUT * block.i + p;
+            for q in 0..OUT {
+                let wt_pq = &mut s.wt[(p * OUT + q) * SPAN * tb..][..SPAN * tb];
                 if frame >= td {
-                    ht.fill(0.0);
+                    wt_pq.fill(0.0);
                     continue;
                 }
-                for q in 0..OUT {
-                    let wt = &mut s.wt[q * SPAN * n..][..SPAN * n];
+                for (jj, j) in block.rows.clone().enumerate() {
+                    let dst = point_runs(wt_pq, |cw| cw * tb + jj * n, n);
                     let row = OUT * j + q;
                     if row >= hd {
-                        wt.fill(0.0);
+                        dst.into_iter().for_each(|d| d.fill(0.0));
                         continue;
                     }
                     // `odd[k]` = column 2k − 1: shifted by one, `odd[k + 1]` = column 2k + 1.
@@ -367,29 +393,38 @@ fn transform_output_grad(
                         &mut s.odd,
                         &mut s.even,
                     );
-                    a([&s.even[..n], &s.odd[1..]], wt);
-                }
-                for cw in 0..SPAN {
-                    let run = |q: usize| &s.wt[(q * SPAN + cw) * n..][..n];
-                    a([run(0), run(1)], &mut ht[cw * SPAN * n..]);
+                    a_to([&s.even[..n], &s.odd[1..]], dst);
                 }
             }
+        }
+        // Along the height: `ht[p][c'][b][tile]`.
+        for p in 0..OUT {
             for cw in 0..SPAN {
-                for b in 0..SPAN {
-                    let run = |p: usize| &s.ht[((p * SPAN + cw) * SPAN + b) * n..][..n];
-                    let start = |a_: usize| {
-                        let xi = (a_ * SPAN + b) * SPAN + cw;
-                        (xi * channels + c) * tb + jj * n
-                    };
-                    a_to([run(0), run(1)], point_runs(z, start, n));
-                }
+                let run = |q: usize| &s.wt[((p * OUT + q) * SPAN + cw) * tb..][..tb];
+                a(
+                    [run(0), run(1)],
+                    &mut s.ht[(p * SPAN + cw) * SPAN * tb..][..SPAN * tb],
+                );
+            }
+        }
+        // Along time: the two frames → `Z[a][b][c']`.
+        for cw in 0..SPAN {
+            for b in 0..SPAN {
+                let run = |p: usize| &s.ht[((p * SPAN + cw) * SPAN + b) * tb..][..tb];
+                let start = |a_: usize| {
+                    let xi = (a_ * SPAN + b) * SPAN + cw;
+                    (xi * channels + c) * tb
+                };
+                a_to([run(0), run(1)], point_runs(z, start, tb));
             }
         }
     }
 }
 
-/// The output of `block` from `M[ξ][co][tile]`: each tile through `Aᵀ` along the three axes,
-/// written to `y_n` (one sample, `[c_out, T, H, W]`) through [`OutputRows`].
+/// The output of `block` from `M[ξ][co][tile]`: each tile through `Aᵀ` along the three axes
+/// (time, height, then width, each over all the block's tiles at once), the two columns of
+/// each tile then interleaved into the output rows of `y_n` (one sample, `[c_out, T, H, W]`)
+/// through [`OutputRows`].
 fn transform_products(
     m: &[f32],
     c_out: usize,
@@ -403,37 +438,41 @@ fn transform_products(
     let n = t.tiles[2];
     let tb = block.tiles(t);
     for co in 0..c_out {
-        for (jj, j) in block.rows.clone().enumerate() {
-            let run = |xi: usize| &m[(xi * c_out + co) * tb + jj * n..][..n];
-            // Along time: `ht[(b·4 + cw)][p]`.
-            for bw in 0..SPAN * SPAN {
-                let r = |a_: usize| run(a_ * SPAN * SPAN + bw);
-                at([r(0), r(1), r(2), r(3)], &mut s.ht[bw * OUT * n..]);
+        let run = |xi: usize| &m[(xi * c_out + co) * tb..][..tb];
+        // Along time: `ht[b·4 + c'][p][tile]`.
+        for bw in 0..SPAN * SPAN {
+            let r = |a_: usize| run(a_ * SPAN * SPAN + bw);
+            at(
+                [r(0), r(1), r(2), r(3)],
+                &mut s.ht[bw * OUT * tb..][..OUT * tb],
+            );
+        }
+        // Along height: `wt[p][c'][q][tile]`.
+        for p in 0..OUT {
+            for cw in 0..SPAN {
+                let r = |b: usize| &s.ht[((b * SPAN + cw) * OUT + p) * tb..][..tb];
+                at(
+                    [r(0), r(1), r(2), r(3)],
+                    &mut s.wt[(p * SPAN + cw) * OUT * tb..][..OUT * tb],
+                );
             }
-            // Along height: `wt[(p·4 + cw)][q]`.
-            for p in 0..OUT {
-                for cw in 0..SPAN {
-                    let r = |b: usize| &s.ht[((b * SPAN + cw) * OUT + p) * n..][..n];
-                    at(
-                        [r(0), r(1), r(2), r(3)],
-                        &mut s.wt[(p * SPAN + cw) * OUT * n..],
-                    );
-                }
+        }
+        // Along width, then the two columns of each tile interleaved into the rows.
+        for p in 0..OUT {
+            let frame = OUT * block.i + p;
+            if frame >= td {
+                continue;
             }
-            // Along width, then the two columns of each tile interleaved into the row.
-            for p in 0..OUT {
-                let frame = OUT * block.i + p;
-                if frame >= td {
-                    continue;
-                }
-                for q in 0..OUT {
+            for q in 0..OUT {
+                let r = |cw: usize| &s.wt[((p * SPAN + cw) * OUT + q) * tb..][..tb];
+                at([r(0), r(1), r(2), r(3)], &mut s.runs[..OUT * tb]);
+                let (even, odd) = s.runs[..OUT * tb].split_at(tb);
+                for (jj, j) in block.rows.clone().enumerate() {
                     let row = OUT * j + q;
                     if row >= hd {
                         continue;
                     }
-                    let r = |cw: usize| &s.wt[((p * SPAN + cw) * OUT + q) * n..][..n];
-                    at([r(0), r(1), r(2), r(3)], &mut s.runs);
-                    let (even, odd) = s.runs[..OUT * n].split_at(n);
+                    let (even, odd) = (&even[jj * n..][..n], &odd[jj * n..][..n]);
                     // SAFETY: see `OutputRows`: this job alone writes this row.
                     let dst = unsafe { y.row(sample, co, frame, row) };
                     for (k, pair) in dst.chunks_mut(OUT).enumerate() {
@@ -622,7 +661,7 @@ fn products(
     job_groups(batch, &t).into_par_iter().for_each(|group| {
         let mut v = vec![0.0f32; POINTS * c_in * tbm];
         let mut m = vec![0.0f32; POINTS * c_out * tbm];
-        let mut s = Scratch::new(t.tiles[2]);
+        let mut s = Scratch::new(&t);
         let (v, m, s) = (&mut v, &mut m, &mut s);
         for (n, block) in group {
             let tb = block.tiles(&t);
@@ -698,7 +737,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
             let mut acc = vec![0.0f32; POINTS * pairs];
             let mut v = vec![0.0f32; POINTS * c_in * tbm];
             let mut z = vec![0.0f32; POINTS * c_out * tbm];
-            let mut s = Scratch::new(t.tiles[2]);
+            let mut s = Scratch::new(&t);
             for (n, block) in group {
                 let tb = block.tiles(&t);
                 transform_input(
