@@ -902,11 +902,13 @@ fn output_runs(g: &ConvGeometry, dims: [usize; 3], lanes: usize) -> Vec<(usize, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::ops::conv_kernel;
 
-    fn values(n: usize, seed: u64) -> Vec<f32> {
+    /// `n` deterministic pseudo-random values in [−1, 1] (xorshift of `seed`), shared with
+    /// the Winograd kernels' tests.
+    pub(in crate::ops) fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..n)
             .map(|_| {

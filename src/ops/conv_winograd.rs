@@ -782,20 +782,9 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::conv_direct::tests::values;
     use super::super::conv_kernel;
     use super::*;
-
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
 
     /// Largest difference relative to the largest magnitude of the reference.
     fn relative(a: &[f32], b: &[f32]) -> f32 {
