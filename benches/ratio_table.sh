@@ -25,7 +25,7 @@
 #
 # Usage: bash benches/ratio_table.sh [--quick] [--iters N] [--warmup N] [--threads N]
 #          [--device cpu|cuda] [--bin PATH] [--rows TAG,TAG,...] [--out DIR]
-#          [--batch B] [--ssl-batch B] [--student-batch B] [--ssl-arch ARCH] [--width W]
+#          [--batch B] [--ssl-batch B] [--student-batch B] [--ssl-arch ARCH] [--width W] [--pairs N]
 #          [--videos DIR] [--video-count N] [--workers N] [--data-batches N]
 #          [--data-backend pyav|decord] [--python PY] [--torchvision] [--timeout S]
 #   --quick     only r3d18 8x112² (forward, train) + ssl + student + the width-8 rows, iters 2
@@ -35,6 +35,11 @@
 #   --threads   CPU threads of both sides, default nproc (ours: RAYON_NUM_THREADS; PyTorch:
 #               --threads and OMP_NUM_THREADS); also the loader workers unless --workers
 #   --width     base width passed to both sides (only when given; 64 = real models)
+#   --pairs N   time each timed row (not the data rows) N times, ours then PyTorch, alternately (default 1): the
+#               seconds cells are each side's median over the N runs, the ratio the median of
+#               the N pairs' ratios with their range, `0.85 (0.80-0.89)`. For a machine whose
+#               speed drifts between minutes (a shared VM): a pair's two runs see the same
+#               machine, and one disturbed pair moves the median little.
 #   --conv C    ours' convolution (`bench --conv`: auto, im2col, gemm, burn); default auto
 set -uo pipefail
 
@@ -46,6 +51,7 @@ iters=3
 iters_set=0
 warmup=1
 warmup_set=0
+pairs=1
 # nproc honours OMP_NUM_THREADS, which this script sets for PyTorch.
 cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 threads=$cpus
@@ -86,6 +92,7 @@ while [ $# -gt 0 ]; do
         --student-batch) need "$@"; student_batch=$2; shift ;;
         --ssl-arch) need "$@"; ssl_arch=$2; shift ;;
         --width) need "$@"; width=$2; shift ;;
+        --pairs) need "$@"; pairs=$2; shift ;;
         --conv) need "$@"; conv=$2; shift ;;
         --videos) need "$@"; videos=$2; shift ;;
         --video-count) need "$@"; video_count=$2; shift ;;
@@ -101,6 +108,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ "$quick" = 1 ] && [ "$iters_set" = 0 ] && iters=2
+case "$pairs" in '' | *[!0-9]* | 0) echo "ratio_table.sh: --pairs needs a positive integer" >&2; exit 2 ;; esac
 workers=${workers:-$threads}
 # PyTorch's device: cuda[:N] as given, anything else (cpu, ndarray, flex, ...) is the CPU.
 case "$device" in cuda*) py_device=$device ;; *) py_device=cpu ;; esac
@@ -187,6 +195,21 @@ secs() { # format seconds
     awk -v s="$1" 'BEGIN { printf "%.4g\n", s }'
 }
 
+median() { # median VALUE... -> the median (mean of the middle two), `failed` if any failed
+    case " $* " in *" failed "*) echo failed; return ;; esac
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+ratio_cell() { # ratio_cell RATIO... -> the one ratio, or `median (min-max)` of several
+    [ $# -eq 1 ] && { echo "$1"; return; }
+    local m
+    m=$(median "$@")
+    [ "$m" = failed ] && { echo failed; return; }
+    printf '%s\n' "$@" | sort -g | awk -v m="$m" '{ v[NR] = $1 } END {
+        printf "%.2f (%.2f-%.2f)\n", m, v[1], v[NR] }'
+}
+
 time_row() { # time_row LABEL SHAPE -- OURS_ARGS... -- PY_ARGS...
     local label=$1 shape=$2
     shift 3
@@ -194,11 +217,17 @@ time_row() { # time_row LABEL SHAPE -- OURS_ARGS... -- PY_ARGS...
     while [ $# -gt 0 ] && [ "$1" != -- ]; do ours_args+=("$1"); shift; done
     shift
     py_args=("$@")
-    local o p widths=()
+    local o p i tag="" widths=() os=() ps=() rs=()
     [ -n "$row_width" ] && widths=(--width "$row_width")
-    o=$(run "ours: $label $shape" median_s "$bin" bench "${ours_args[@]}" "${ours_common[@]}" "${widths[@]}")
-    p=$(run "pytorch: $label $shape" median_s "$python" "$here/pytorch_bench.py" "${py_args[@]}" "${py_common[@]}" "${widths[@]}")
-    emit_row "$label" "$shape" "$(secs "$o")" "$(secs "$p")" "$(ratio "$o" "$p")"
+    for ((i = 1; i <= pairs; i++)); do
+        [ "$pairs" -gt 1 ] && tag=" (pair $i of $pairs)"
+        o=$(run "ours: $label $shape$tag" median_s "$bin" bench "${ours_args[@]}" "${ours_common[@]}" "${widths[@]}")
+        p=$(run "pytorch: $label $shape$tag" median_s "$python" "$here/pytorch_bench.py" "${py_args[@]}" "${py_common[@]}" "${widths[@]}")
+        os+=("$o")
+        ps+=("$p")
+        rs+=("$(ratio "$o" "$p")")
+    done
+    emit_row "$label" "$shape" "$(secs "$(median "${os[@]}")")" "$(secs "$(median "${ps[@]}")")" "$(ratio_cell "${rs[@]}")"
 }
 
 model_row() { # model_row MODE ARCH FRAMES SIZE
@@ -288,7 +317,7 @@ data_row() { # data_row SAMPLER FAMILY(ucf|k400)
     echo "bin: $bin"
     echo "repo: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet 2>/dev/null || echo ' (dirty)')"
     echo "ours' conv: ${conv:-auto}"
-    echo "device: $device (pytorch: $py_device), threads: $threads, nproc: $cpus, iters: $iters, warmup: $warmup"
+    echo "device: $device (pytorch: $py_device), threads: $threads, nproc: $cpus, iters: $iters, warmup: $warmup, pairs: $pairs"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //')"
     "$python" -c 'import torch; print("torch", torch.__version__)' 2>&1
 } | tee -a "$log" | sed 's/^/<!-- /; s/$/ -->/' | tee -a "$table"
