@@ -456,11 +456,11 @@ def main():
                 t_backward = time.perf_counter()
             opt.step()
         sync()
+        t_end = time.perf_counter()
         if i >= a.warmup:
-            times.append(time.perf_counter() - t0)
+            times.append(t_end - t0)
             if a.phases and loss is not None:
-                end = t0 + times[-1]
-                phases.append((t_forward - t0, t_backward - t_forward, end - t_backward))
+                phases.append((t_forward - t0, t_backward - t_forward, t_end - t_backward))
     if phases:
         forward, backward, optimizer = (statistics.median(p[j] for p in phases) for j in range(3))
         print(f"phases_s forward {forward:.4f} backward {backward:.4f} optimizer {optimizer:.4f}")

@@ -145,19 +145,13 @@ impl BackendTask for ModelBench {
                     let (x, y) = (clips(shape), labels());
                     let start = Instant::now();
                     let loss = cross_entropy(model.forward(x), y);
-                    let forward = self
-                        .phases
-                        .then(|| sync::<B>(&device).map(|_| start.elapsed()));
+                    let forward = phase_mark::<B>(self.phases, &device, start)?;
                     let grads = GradientsParams::from_grads(loss.backward(), &model);
-                    let backward = self
-                        .phases
-                        .then(|| sync::<B>(&device).map(|_| start.elapsed()));
+                    let backward = phase_mark::<B>(self.phases, &device, start)?;
                     model = optim.step(BENCH_LEARNING_RATE, model, grads);
                     sync::<B>(&device)?;
-                    record(&mut seconds, start);
+                    let total = record(&mut seconds, start);
                     if let (Some(forward), Some(backward)) = (forward, backward) {
-                        let (forward, backward) = (forward?.as_secs_f64(), backward?.as_secs_f64());
-                        let total = seconds.last().copied().unwrap_or(backward);
                         phases.push([forward, backward - forward, total - backward]);
                     }
                 }
@@ -236,9 +230,24 @@ impl BackendTask for ModelBench {
     }
 }
 
-/// Every iteration's time, warm-up included (split after the run).
-fn record(seconds: &mut Vec<f64>, start: Instant) {
-    seconds.push(start.elapsed().as_secs_f64());
+/// Every iteration's time, warm-up included (split after the run); returns this one's.
+fn record(seconds: &mut Vec<f64>, start: Instant) -> f64 {
+    let elapsed = start.elapsed().as_secs_f64();
+    seconds.push(elapsed);
+    elapsed
+}
+
+/// With `phases`, the seconds since `start` once the device's queued work is done.
+fn phase_mark<B: AutodiffBackend>(
+    phases: bool,
+    device: &B::Device,
+    start: Instant,
+) -> Result<Option<f64>> {
+    if !phases {
+        return Ok(None);
+    }
+    sync::<B>(device)?;
+    Ok(Some(start.elapsed().as_secs_f64()))
 }
 
 /// Wait for queued work on asynchronous backends (GPU) before stopping the clock.

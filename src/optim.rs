@@ -42,10 +42,15 @@ pub struct AdamSettings {
 impl AdamSettings {
     /// The optimiser for module `M` (as Burn's `AdamConfig::init`).
     pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(&self) -> OptimizerAdaptor<Adam, M, B> {
-        OptimizerAdaptor::from(Adam {
+        OptimizerAdaptor::from(self.build())
+    }
+
+    /// The per-parameter optimiser ([`SimpleOptimizer`]) that [`AdamSettings::init`] wraps.
+    fn build(&self) -> Adam {
+        Adam {
             burn: self.burn_config().build(),
             weight_decay: self.weight_decay,
-        })
+        }
     }
 
     /// Burn's configuration of the same optimiser.
@@ -130,10 +135,7 @@ mod tests {
         let device = FlexDevice;
         for weight_decay in [0.0, 5e-4] {
             let settings = adam(weight_decay);
-            let ours = Adam {
-                burn: settings.burn_config().build(),
-                weight_decay: settings.weight_decay,
-            };
+            let ours = settings.build();
             let burn = settings.burn_config().build();
             let shape = [3, 5, 6_701];
             let mut p_ours = Tensor::<Flex, 3>::random(shape, Distribution::Default, &device);

@@ -149,6 +149,11 @@ fn inside(p: usize, n: usize) -> Option<usize> {
     p.checked_sub(1).filter(|&i| i < n)
 }
 
+/// Index `ξ` of the transformed point `(a, b, c')` (along time, height, width).
+fn point(a: usize, b: usize, cw: usize) -> usize {
+    (a * SPAN + b) * SPAN + cw
+}
+
 /// `Bᵀ` along one axis: four runs `d` to four runs, run `q` at `out[q·n..]`.
 #[inline(always)]
 fn bt(d: [&[f32]; SPAN], out: &mut [f32]) {
@@ -329,10 +334,7 @@ fn transform_input(
         for cw in 0..SPAN {
             for b in 0..SPAN {
                 let run = |f: usize| &s.ht[((f * SPAN + cw) * SPAN + b) * tb..][..tb];
-                let start = |a: usize| {
-                    let xi = (a * SPAN + b) * SPAN + cw;
-                    (xi * channels + c) * tb
-                };
+                let start = |a: usize| (point(a, b, cw) * channels + c) * tb;
                 bt_to([run(0), run(1), run(2), run(3)], point_runs(v, start, tb));
             }
         }
@@ -411,10 +413,7 @@ fn transform_output_grad(
         for cw in 0..SPAN {
             for b in 0..SPAN {
                 let run = |p: usize| &s.ht[((p * SPAN + cw) * SPAN + b) * tb..][..tb];
-                let start = |a_: usize| {
-                    let xi = (a_ * SPAN + b) * SPAN + cw;
-                    (xi * channels + c) * tb
-                };
+                let start = |a_: usize| (point(a_, b, cw) * channels + c) * tb;
                 a_to([run(0), run(1)], point_runs(z, start, tb));
             }
         }
@@ -573,8 +572,7 @@ fn weight_points(g: &[f32], points: &mut [f32]) {
         for (a_, row) in G.iter().enumerate() {
             for b in 0..SPAN {
                 for cw in 0..SPAN {
-                    points[(a_ * SPAN + b) * SPAN + cw] =
-                        (0..TAPS).map(|x| row[x] * t2[x][b][cw]).sum();
+                    points[point(a_, b, cw)] = (0..TAPS).map(|x| row[x] * t2[x][b][cw]).sum();
                 }
             }
         }
@@ -588,8 +586,7 @@ fn weight_from_points(sum: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
     dw.par_chunks_exact_mut(KERNEL)
         .enumerate()
         .for_each(|(pair, out)| {
-            let m =
-                |a_: usize, b: usize, cw: usize| sum[((a_ * SPAN + b) * SPAN + cw) * pairs + pair];
+            let m = |a_: usize, b: usize, cw: usize| sum[point(a_, b, cw) * pairs + pair];
             let mut t1 = [[[0.0f32; TAPS]; SPAN]; SPAN];
             for (a_, t1a) in t1.iter_mut().enumerate() {
                 for (b, t1ab) in t1a.iter_mut().enumerate() {
