@@ -270,6 +270,14 @@ fn every_stage_runs_and_metrics_have_every_row() {
         md.contains(&format!("| baseline_supervised | {gap:.2} ± 0.00 |")),
         "{md}"
     );
+    let probe = |teacher: &str| m["probe"][teacher]["test_top1"].as_f64().unwrap();
+    let over_random = probe("invariant") - probe("random");
+    assert!(
+        md.contains(&format!(
+            "| invariant teacher − random features, all classes | {over_random:.2} ± 0.00 |"
+        )),
+        "{md}"
+    );
     assert!(md.contains("| (a) |") && md.contains("| (e) |"), "{md}");
     assert!(
         md.contains("2 run(s), at least 3 needed: DOES NOT HOLD"),

@@ -216,6 +216,7 @@ pub fn summarize(dirs: &[PathBuf]) -> Result<String> {
             )?;
         }
     }
+    probe_gaps(&mut md, &runs)?;
     writeln!(md, "\n#### Prerequisites (each run's `[checks]`)\n")?;
     writeln!(md, "| | requirement | holds in | measured, per run |")?;
     writeln!(md, "|---|---|---|---|")?;
@@ -255,6 +256,79 @@ pub fn summarize(dirs: &[PathBuf]) -> Result<String> {
         "\n(e) across runs: {n} run(s), at least {MIN_RUNS} needed: {enough}."
     )?;
     Ok(md)
+}
+
+/// The probe comparisons behind prerequisite (c), paired per run: each teacher against random
+/// features, and each teacher against the other on its own family. Each run's check decides
+/// on its own numbers; this table says how far the margins stand from zero across runs (a
+/// family gap of a few points is within one standard error of a 200-video family).
+fn probe_gaps(md: &mut String, runs: &[Run]) -> Result<()> {
+    const PROBE: &str = "probe";
+    let gap = |a: &[&str], b: &[&str]| -> Vec<f64> {
+        runs.iter()
+            .filter_map(|r| Some(number(&r.metrics, a)? - number(&r.metrics, b)?))
+            .collect()
+    };
+    let rows: [(&str, Vec<f64>); 4] = [
+        (
+            "invariant teacher − random features, all classes",
+            gap(
+                &[PROBE, "invariant", "test_top1"],
+                &[PROBE, "random", "test_top1"],
+            ),
+        ),
+        (
+            "distinctive teacher − random features, all classes",
+            gap(
+                &[PROBE, "distinctive", "test_top1"],
+                &[PROBE, "random", "test_top1"],
+            ),
+        ),
+        (
+            "distinctive − invariant teacher, direction classes",
+            gap(
+                &[PROBE, "distinctive", "test_families", "distinctive"],
+                &[PROBE, "invariant", "test_families", "distinctive"],
+            ),
+        ),
+        (
+            "invariant − distinctive teacher, appearance classes",
+            gap(
+                &[PROBE, "invariant", "test_families", "invariant"],
+                &[PROBE, "distinctive", "test_families", "invariant"],
+            ),
+        ),
+    ];
+    if rows.iter().all(|(_, v)| v.is_empty()) {
+        return Ok(());
+    }
+    writeln!(
+        md,
+        "\n#### Linear probes, paired per run (points of probe top-1; prerequisite (c))\n"
+    )?;
+    writeln!(
+        md,
+        "| probe − probe | difference | per run | runs above 0 |"
+    )?;
+    writeln!(md, "|---|---|---|---|")?;
+    for (name, v) in rows {
+        if v.is_empty() {
+            continue;
+        }
+        let per_run = v
+            .iter()
+            .map(|d| format!("{d:.2}"))
+            .collect::<Vec<_>>()
+            .join(" / ");
+        let above = v.iter().filter(|d| **d > 0.0).count();
+        writeln!(
+            md,
+            "| {name} | {} | {per_run} | {above} of {} |",
+            cell(&v, 2),
+            v.len()
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
