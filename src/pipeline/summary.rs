@@ -72,6 +72,13 @@ fn across(runs: &[Run], path: &[&str]) -> Vec<f64> {
         .collect()
 }
 
+/// `a − b` in every run that has both (a paired difference).
+fn paired(runs: &[Run], a: &[&str], b: &[&str]) -> Vec<f64> {
+    runs.iter()
+        .filter_map(|r| Some(number(&r.metrics, a)? - number(&r.metrics, b)?))
+        .collect()
+}
+
 fn per_run(runs: &[Run], path: &[&str], digits: usize) -> String {
     runs.iter()
         .map(|r| number(&r.metrics, path).map_or("—".into(), |v| format!("{v:.digits$}")))
@@ -141,14 +148,7 @@ pub fn summarize(dirs: &[PathBuf]) -> Result<String> {
     )?;
     writeln!(md, "|---|---|---|")?;
     for (row, _) in EVAL_ROWS.iter().skip(1) {
-        let diffs: Vec<f64> = runs
-            .iter()
-            .filter_map(|r| {
-                Some(
-                    number(&r.metrics, &["student", "top1"])? - number(&r.metrics, &[row, "top1"])?,
-                )
-            })
-            .collect();
+        let diffs = paired(&runs, &["student", "top1"], &[row, "top1"]);
         if diffs.is_empty() {
             continue;
         }
@@ -264,11 +264,7 @@ pub fn summarize(dirs: &[PathBuf]) -> Result<String> {
 /// family gap of a few points is within one standard error of a 200-video family).
 fn probe_gaps(md: &mut String, runs: &[Run]) -> Result<()> {
     const PROBE: &str = "probe";
-    let gap = |a: &[&str], b: &[&str]| -> Vec<f64> {
-        runs.iter()
-            .filter_map(|r| Some(number(&r.metrics, a)? - number(&r.metrics, b)?))
-            .collect()
-    };
+    let gap = |a: &[&str], b: &[&str]| paired(runs, a, b);
     let rows: [(&str, Vec<f64>); 4] = [
         (
             "invariant teacher − random features, all classes",
