@@ -13,6 +13,9 @@ use anyhow::{Context, Result};
 #[derive(Clone)]
 pub struct RunLog {
     file: Arc<Mutex<File>>,
+    /// Whether lines are also printed (false for side logs of many short fits, which
+    /// would bury the run's own lines).
+    echo: bool,
 }
 
 impl RunLog {
@@ -25,13 +28,24 @@ impl RunLog {
             .with_context(|| format!("opening log {}", path.display()))?;
         Ok(Self {
             file: Arc::new(Mutex::new(file)),
+            echo: true,
+        })
+    }
+
+    /// Open (append to) `path` as a side log: lines go to the file only.
+    pub fn open_quiet(path: &Path) -> Result<Self> {
+        Ok(Self {
+            echo: false,
+            ..Self::open(path)?
         })
     }
 
     /// Print `text` and append it to the log. A failed log write is reported once on
     /// standard error and never stops the run.
     pub fn line(&self, text: &str) {
-        println!("{text}");
+        if self.echo {
+            println!("{text}");
+        }
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())

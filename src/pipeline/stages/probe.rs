@@ -10,7 +10,9 @@
 //! trained to tell apart its 4 temporal slots of a self-supervised clip, and the order of
 //! those slots is where it keeps direction, so its probe reads them in order.
 
-use anyhow::{Result, bail};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::InMemDataset;
 use burn::module::Module;
@@ -29,9 +31,10 @@ use crate::data::tensors::ClipBatcher;
 use crate::loss::cross_entropy;
 use crate::model::{Backbone, Features, SslModel};
 use crate::pipeline::accuracy::{Accuracy, FamilyAccuracy, accuracy};
-use crate::pipeline::config::{ProbeClips, ProbeReadout};
+use crate::pipeline::config::{Optimisation, ProbeClips, ProbeReadout};
 use crate::pipeline::context::{MODEL_FILE, PROBE_FILE, StageContext, host_values, seed_offset};
 use crate::pipeline::learner::{FitSpec, fit};
+use crate::pipeline::runlog::RunLog;
 use crate::pipeline::stage::Stage;
 use crate::pipeline::train_metrics::StepOutput;
 use crate::pipeline::train_steps::TeacherKind;
@@ -40,6 +43,10 @@ use crate::pipeline::train_steps::TeacherKind;
 const SEED_RANDOM_DRAW: u64 = 7_919;
 /// Guards the standardisation against constant features.
 const STD_EPS: f32 = 1e-6;
+/// Under a backbone's probe directory: the cross-validation fits of the L2 strength.
+const SELECTION_DIR: &str = "select";
+/// Their epoch lines (kept out of the run's log: folds × strengths × epochs of them).
+const SELECTION_LOG: &str = "log.txt";
 
 /// One video's standardised features and label.
 #[derive(Debug, Clone)]
@@ -122,6 +129,21 @@ pub struct ProbeResult {
     /// Test top-1 of each draw, where this result is the mean of several random backbones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub test_top1_draws: Vec<f64>,
+    /// The L2 strength the classifier was trained with (absent in a mean of draws, each of
+    /// which chose its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
+    /// Cross-validated top-1 of each strength of `probe.weight_decay_grid`, where it was
+    /// chosen from one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation: Vec<ValidationPoint>,
+}
+
+/// One L2 strength's validation top-1 (percent, pooled over the folds).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ValidationPoint {
+    pub weight_decay: f64,
+    pub top1: f64,
 }
 
 impl ProbeResult {
@@ -143,6 +165,8 @@ impl ProbeResult {
             test_families: families.map(|f| FamilyAccuracy::of(&test_per_class, f)),
             test_per_class,
             test_top1_draws: draws.iter().map(|d| d.test_top1).collect(),
+            weight_decay: None,
+            validation: Vec::new(),
         }
     }
 }
@@ -248,6 +272,156 @@ fn probe_accuracy<B: Backend>(
     Ok(accuracy(&rows, &labels, classes))
 }
 
+/// Train a linear classifier on `items` with burn-train's Learner (checkpoints and metric
+/// files under `dir`, epoch lines to `log`).
+#[allow(clippy::too_many_arguments)]
+fn fit_probe<B: AutodiffBackend>(
+    ctx: &StageContext<'_>,
+    stage: &str,
+    dir: &Path,
+    log: &RunLog,
+    items: &[FeatureItem],
+    classes: usize,
+    weight_decay: f64,
+    seed: u64,
+    device: &B::Device,
+) -> Result<LinearProbe<B::InnerBackend>> {
+    let c = &ctx.config.probe;
+    let dim = items.first().map_or(0, |i| i.x.len());
+    B::seed(device, seed);
+    let model = LinearProbe::<B> {
+        fc: LinearConfig::new(dim, classes).init(device),
+    };
+    let batch_size = c.batch_size.min(items.len()).max(1);
+    let iterations = items.len().div_ceil(batch_size);
+    let loader = burn::data::dataloader::DataLoaderBuilder::new(FeatureBatcher)
+        .batch_size(batch_size)
+        .shuffle(seed)
+        .set_device(device.clone())
+        .build(InMemDataset::new(items.to_vec()));
+    let valid = burn::data::dataloader::DataLoaderBuilder::new(FeatureBatcher)
+        .batch_size(batch_size)
+        .set_device(device.clone())
+        .build(InMemDataset::<FeatureItem>::new(Vec::new()));
+    let spec = FitSpec {
+        stage,
+        dir,
+        optim: Optimisation {
+            weight_decay,
+            ..c.optimisation()
+        },
+        iterations_per_epoch: iterations,
+        components: &[],
+        accuracy: true,
+        log,
+        disk: ctx.disk,
+        burn_log: ctx.burn_log,
+        // Not data-parallel: on every node of a multi-node run the probe trains alone, on
+        // every video (the same run on each).
+        nodes: None,
+    };
+    fit(model, &spec, std::slice::from_ref(device), loader, valid)
+}
+
+/// The UCF101-style group of a video file (`v_Class_g08_c01.avi` → 8), where its name has one.
+fn clip_group(path: &Path) -> Option<usize> {
+    let stem = path.file_stem()?.to_str()?;
+    let (_, rest) = stem.rsplit_once("_g")?;
+    let (digits, _) = rest.split_once("_c")?;
+    digits.parse().ok()
+}
+
+/// The cross-validation fold of each training video: its group modulo `k` (a group's clips,
+/// which share a scene, stay in one fold; the synthetic generator draws a group's background
+/// from the group number, so all classes' group g are one fold too); a video without a
+/// group goes by its position.
+fn folds(entries: &[VideoEntry], k: usize) -> Vec<usize> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| clip_group(&e.path).unwrap_or(i) % k)
+        .collect()
+}
+
+/// Choose the probe's L2 strength from `grid` by `k`-fold cross-validation on the training
+/// items: the best validation top-1 pooled over the folds, the stronger one on a tie.
+#[allow(clippy::too_many_arguments)]
+fn choose_weight_decay<B: AutodiffBackend>(
+    ctx: &StageContext<'_>,
+    name: &str,
+    items: &[FeatureItem],
+    fold_of: &[usize],
+    classes: usize,
+    seed: u64,
+    device: &B::Device,
+) -> Result<(f64, Vec<ValidationPoint>)> {
+    let c = &ctx.config.probe;
+    let mut grid = c.weight_decay_grid.clone();
+    grid.sort_by(f64::total_cmp);
+    let dir = ctx.stage_dir(Stage::Probe).join(name).join(SELECTION_DIR);
+    std::fs::create_dir_all(&dir)?;
+    let log = RunLog::open_quiet(&dir.join(SELECTION_LOG))?;
+    let mut points = Vec::with_capacity(grid.len());
+    for (i, &weight_decay) in grid.iter().enumerate() {
+        let mut correct = 0.0;
+        let mut total = 0usize;
+        for fold in 0..c.folds {
+            let (held, kept): (Vec<_>, Vec<_>) =
+                items.iter().zip(fold_of).partition(|(_, f)| **f == fold);
+            let held: Vec<FeatureItem> = held.into_iter().map(|(x, _)| x.clone()).collect();
+            let kept: Vec<FeatureItem> = kept.into_iter().map(|(x, _)| x.clone()).collect();
+            if held.is_empty() || kept.is_empty() {
+                continue;
+            }
+            let model = fit_probe::<B>(
+                ctx,
+                &format!("probe_{name}_wd{weight_decay:e}_fold{fold}"),
+                &dir.join(format!("wd{i}_fold{fold}")),
+                &log,
+                &kept,
+                classes,
+                weight_decay,
+                seed,
+                device,
+            )?;
+            correct +=
+                probe_accuracy(&model, &held, classes, device)?.top1 / 100.0 * held.len() as f64;
+            total += held.len();
+        }
+        if total == 0 {
+            bail!(
+                "probe.folds = {}: no fold leaves videos on both sides of the cross-validation",
+                c.folds
+            );
+        }
+        points.push(ValidationPoint {
+            weight_decay,
+            top1: 100.0 * correct / total as f64,
+        });
+    }
+    let best = best_point(&points).context("probe.weight_decay_grid is empty")?;
+    ctx.log.line(&format!(
+        "[probe] {name}: weight decay {:e} by {}-fold cross-validation (validation top-1: {})",
+        best.weight_decay,
+        c.folds,
+        points
+            .iter()
+            .map(|p| format!("{:e} {:.2} %", p.weight_decay, p.top1))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok((best.weight_decay, points))
+}
+
+/// The best validation top-1 of `points` (ascending strengths), the strongest one on a tie:
+/// of equally good classifiers the simpler.
+fn best_point(points: &[ValidationPoint]) -> Option<ValidationPoint> {
+    points
+        .iter()
+        .copied()
+        .reduce(|best, p| if best.top1 > p.top1 { best } else { p })
+}
+
 /// Train a linear probe on one frozen backbone's features and measure it.
 fn probe_backbone<B: AutodiffBackend>(
     ctx: &StageContext<'_>,
@@ -271,39 +445,23 @@ fn probe_backbone<B: AutodiffBackend>(
     };
     let train = to_items(train, &ctx.data.train);
     let test = to_items(test, &ctx.data.test);
-    let dim = train.first().map_or(0, |i| i.x.len());
-    B::seed(device, seed);
-    let model = LinearProbe::<B> {
-        fc: LinearConfig::new(dim, classes).init(device),
+    let (weight_decay, validation) = if c.weight_decay_grid.is_empty() {
+        (c.weight_decay, Vec::new())
+    } else {
+        let fold_of = folds(&ctx.data.train, c.folds);
+        choose_weight_decay::<B>(ctx, name, &train, &fold_of, classes, seed, device)?
     };
-    let batch_size = c.batch_size.min(train.len()).max(1);
-    let iterations = train.len().div_ceil(batch_size);
-    let loader = burn::data::dataloader::DataLoaderBuilder::new(FeatureBatcher)
-        .batch_size(batch_size)
-        .shuffle(seed)
-        .set_device(device.clone())
-        .build(InMemDataset::new(train.clone()));
-    let valid = burn::data::dataloader::DataLoaderBuilder::new(FeatureBatcher)
-        .batch_size(batch_size)
-        .set_device(device.clone())
-        .build(InMemDataset::<FeatureItem>::new(Vec::new()));
-    let stage = format!("probe_{name}");
-    let dir = ctx.stage_dir(Stage::Probe).join(name);
-    let spec = FitSpec {
-        stage: &stage,
-        dir: &dir,
-        optim: c.optimisation(),
-        iterations_per_epoch: iterations,
-        components: &[],
-        accuracy: true,
-        log: ctx.log,
-        disk: ctx.disk,
-        burn_log: ctx.burn_log,
-        // Not data-parallel: on every node of a multi-node run the probe trains alone, on
-        // every video (the same run on each).
-        nodes: None,
-    };
-    let trained = fit(model, &spec, std::slice::from_ref(device), loader, valid)?;
+    let trained = fit_probe::<B>(
+        ctx,
+        &format!("probe_{name}"),
+        &ctx.stage_dir(Stage::Probe).join(name),
+        ctx.log,
+        &train,
+        classes,
+        weight_decay,
+        seed,
+        device,
+    )?;
     let on_test = probe_accuracy(&trained, &test, classes, device)?;
     let result = ProbeResult {
         train_top1: probe_accuracy(&trained, &train, classes, device)?.top1,
@@ -315,6 +473,8 @@ fn probe_backbone<B: AutodiffBackend>(
             .map(|f| FamilyAccuracy::of(&on_test.per_class, f)),
         test_per_class: on_test.per_class,
         test_top1_draws: Vec::new(),
+        weight_decay: Some(weight_decay),
+        validation,
     };
     ctx.log.line(&format!(
         "[probe] {name}: train {:.2} %, test {:.2} %",
@@ -426,6 +586,8 @@ mod tests {
             test_per_class: per_class.to_vec(),
             test_families: None,
             test_top1_draws: Vec::new(),
+            weight_decay: None,
+            validation: Vec::new(),
         };
         let draws = [
             draw(20.0, [Some(10.0), Some(30.0)]),
@@ -439,6 +601,35 @@ mod tests {
         let fam = mean.test_families.unwrap();
         assert_eq!((fam.invariant, fam.distinctive), (Some(30.0), Some(25.0)));
         assert_eq!(mean.test_top1_draws, [20.0, 30.0, 40.0]);
+    }
+
+    #[test]
+    fn folds_keep_each_group_whole_across_classes() {
+        let entry = |p: &str| VideoEntry {
+            path: p.into(),
+            label: 0,
+        };
+        let entries = [
+            entry("/d/A/v_A_g01_c01.avi"),
+            entry("/d/A/v_A_g01_c02.avi"),
+            entry("/d/B/v_B_g01_c01.avi"),
+            entry("/d/A/v_A_g02_c01.avi"),
+            entry("/d/B/v_B_g07_c03.avi"),
+            entry("/d/K/no_group_here.mp4"),
+        ];
+        assert_eq!(clip_group(&entries[4].path), Some(7));
+        assert_eq!(clip_group(&entries[5].path), None);
+        // g01 ×3 one fold, g02 the next, g07 ≡ g02 (mod 5); no group: position 5 ≡ 0.
+        assert_eq!(folds(&entries, 5), [1, 1, 1, 2, 2, 0]);
+    }
+
+    #[test]
+    fn the_strongest_of_the_best_strengths_is_chosen() {
+        let p = |weight_decay, top1| ValidationPoint { weight_decay, top1 };
+        let pick = |points: &[ValidationPoint]| best_point(points).unwrap().weight_decay;
+        assert_eq!(pick(&[p(1e-4, 40.0), p(1e-2, 55.0), p(1.0, 30.0)]), 1e-2);
+        assert_eq!(pick(&[p(1e-4, 40.0), p(1e-2, 55.0), p(1e-1, 55.0)]), 1e-1);
+        assert!(best_point(&[]).is_none());
     }
 
     #[test]
