@@ -361,38 +361,41 @@ fn choose_weight_decay<B: AutodiffBackend>(
     let dir = ctx.stage_dir(Stage::Probe).join(name).join(SELECTION_DIR);
     std::fs::create_dir_all(&dir)?;
     let log = RunLog::open_quiet(&dir.join(SELECTION_LOG))?;
+    // (fold, held-out items, training items), the same for every strength.
+    let splits: Vec<(usize, Vec<FeatureItem>, Vec<FeatureItem>)> = (0..c.folds)
+        .map(|fold| {
+            let (held, kept): (Vec<_>, Vec<_>) =
+                items.iter().zip(fold_of).partition(|(_, f)| **f == fold);
+            let strip = |v: Vec<(&FeatureItem, _)>| v.into_iter().map(|(x, _)| x.clone()).collect();
+            (fold, strip(held), strip(kept))
+        })
+        .filter(|(_, held, kept): &(_, Vec<_>, Vec<_>)| !held.is_empty() && !kept.is_empty())
+        .collect();
+    if splits.is_empty() {
+        bail!(
+            "probe.folds = {}: no fold leaves videos on both sides of the cross-validation",
+            c.folds
+        );
+    }
     let mut points = Vec::with_capacity(grid.len());
     for (i, &weight_decay) in grid.iter().enumerate() {
         let mut correct = 0.0;
         let mut total = 0usize;
-        for fold in 0..c.folds {
-            let (held, kept): (Vec<_>, Vec<_>) =
-                items.iter().zip(fold_of).partition(|(_, f)| **f == fold);
-            let held: Vec<FeatureItem> = held.into_iter().map(|(x, _)| x.clone()).collect();
-            let kept: Vec<FeatureItem> = kept.into_iter().map(|(x, _)| x.clone()).collect();
-            if held.is_empty() || kept.is_empty() {
-                continue;
-            }
+        for (fold, held, kept) in &splits {
             let model = fit_probe::<B>(
                 ctx,
                 &format!("probe_{name}_wd{weight_decay:e}_fold{fold}"),
                 &dir.join(format!("wd{i}_fold{fold}")),
                 &log,
-                &kept,
+                kept,
                 classes,
                 weight_decay,
                 seed,
                 device,
             )?;
             correct +=
-                probe_accuracy(&model, &held, classes, device)?.top1 / 100.0 * held.len() as f64;
+                probe_accuracy(&model, held, classes, device)?.top1 / 100.0 * held.len() as f64;
             total += held.len();
-        }
-        if total == 0 {
-            bail!(
-                "probe.folds = {}: no fold leaves videos on both sides of the cross-validation",
-                c.folds
-            );
         }
         points.push(ValidationPoint {
             weight_decay,
