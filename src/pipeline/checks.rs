@@ -18,6 +18,12 @@
 //! - (e) enough test videos per class that a few points are resolved (seeds are the
 //!   multi-run summary's business: `timebalance summarize`).
 //!
+//! Each prerequisite is decided on its margins ([`margins`]: a figure minus its threshold,
+//! which must be above zero), so that the multi-run summary can decide the same rule across
+//! runs: a margin of a few points that one run measures with noise of its own size (the
+//! family clause of (c) on 200 test videos) is resolved by several runs' lower confidence
+//! bound (`summary.rs`), not by any one run.
+//!
 //! The checks read `metrics.json`'s JSON rather than typed stage results, so that a finished
 //! run can be re-checked (and summarised) from its files alone.
 
@@ -90,6 +96,15 @@ fn verdict(id: &str, requirement: String, measured: Option<(String, bool)>) -> P
 
 /// Every prerequisite, decided on `metrics` (the JSON `eval` writes).
 pub fn prerequisites(metrics: &Value, c: &ChecksConfig) -> Vec<Prerequisite> {
+    // The decision is the margins' (one rule for a run and for the multi-run summary); the
+    // text below only says what was measured.
+    let margins = margins(metrics, c);
+    let holds = |id: &str| {
+        margins
+            .iter()
+            .filter(|m| m.id == id)
+            .all(|m| m.value.is_some_and(|v| m.met_by(v)))
+    };
     let all = number(metrics, &[ALL_LABELS_ROW, "top1"]);
     let base = number(metrics, &[BASELINE_ROW, "top1"]);
     let a = verdict(
@@ -98,7 +113,7 @@ pub fn prerequisites(metrics: &Value, c: &ChecksConfig) -> Vec<Prerequisite> {
             "the backbone trained with every label reaches ≥ {:.0} % test top-1",
             c.all_labels_min_top1
         ),
-        all.map(|t| (format!("{t:.2} %"), t >= c.all_labels_min_top1)),
+        all.map(|t| (format!("{t:.2} %"), holds("a"))),
     );
     let b = verdict(
         "b",
@@ -109,7 +124,7 @@ pub fn prerequisites(metrics: &Value, c: &ChecksConfig) -> Vec<Prerequisite> {
         all.zip(base).map(|(t, b)| {
             (
                 format!("baseline {b:.2} % vs all labels {t:.2} %"),
-                t - b >= c.label_gap_min,
+                holds("b"),
             )
         }),
     );
@@ -148,15 +163,13 @@ pub fn prerequisites(metrics: &Value, c: &ChecksConfig) -> Vec<Prerequisite> {
             family("invariant", "distinctive")?,
             family("distinctive", "distinctive")?,
         );
-        let margins = i - r >= c.probe_margin_min && d - r >= c.probe_margin_min;
-        let strengths = dis_on_dis > inv_on_dis && inv_on_inv > dis_on_inv;
         Some((
             format!(
                 "probe test top-1: {random_name} {r:.2}, invariant {i:.2}, distinctive {d:.2} %; \
                  direction classes: distinctive {dis_on_dis:.2} vs invariant {inv_on_dis:.2} %; \
                  appearance classes: invariant {inv_on_inv:.2} vs distinctive {dis_on_inv:.2} %"
             ),
-            margins && strengths,
+            holds("c"),
         ))
     })();
     let c_check = verdict(
@@ -172,10 +185,9 @@ pub fn prerequisites(metrics: &Value, c: &ChecksConfig) -> Vec<Prerequisite> {
         let auroc = number(metrics, &["tstr", "auroc"])?;
         let mi = number(metrics, &["tstr", "score_mean_invariant_classes"])?;
         let md = number(metrics, &["tstr", "score_mean_distinctive_classes"])?;
-        let inside = |m: f64| (c.score_margin..=1.0 - c.score_margin).contains(&m);
         Some((
             format!("AUROC {auroc:.3}; mean score invariant {mi:.3}, distinctive {md:.3}"),
-            auroc >= c.auroc_min && inside(mi) && inside(md),
+            holds("d"),
         ))
     })();
     let d = verdict(
@@ -188,7 +200,22 @@ pub fn prerequisites(metrics: &Value, c: &ChecksConfig) -> Vec<Prerequisite> {
         ),
         d_measured,
     );
-    let fewest = metrics
+    let fewest = fewest_test_videos(metrics);
+    let e = verdict(
+        "e",
+        format!(
+            "≥ {} test videos in every class",
+            c.min_test_videos_per_class
+        ),
+        fewest.map(|n| (format!("fewest test videos in a class: {n}"), holds("e"))),
+    );
+    vec![a, b, c_check, d, e]
+}
+
+/// The fewest test videos of any class, from the baseline's (or the all-label model's)
+/// confusion matrix.
+fn fewest_test_videos(metrics: &Value) -> Option<u64> {
+    metrics
         .get(BASELINE_ROW)
         .or_else(|| metrics.get(ALL_LABELS_ROW))
         .and_then(|r| r.get("confusion"))
@@ -201,21 +228,154 @@ pub fn prerequisites(metrics: &Value, c: &ChecksConfig) -> Vec<Prerequisite> {
                 })
                 .collect::<Option<Vec<u64>>>()
         })
-        .and_then(|counts| counts.into_iter().min());
-    let e = verdict(
-        "e",
-        format!(
-            "≥ {} test videos in every class",
-            c.min_test_videos_per_class
+        .and_then(|counts| counts.into_iter().min())
+}
+
+/// One quantity a prerequisite needs above zero: a measured figure minus its threshold.
+///
+/// A run's verdict ([`prerequisites`]) holds exactly when every margin of its prerequisite
+/// does; the multi-run summary tests the same margins across runs (`summary.rs`), where a
+/// margin of a few points that one run measures with noise of the same size can still be
+/// resolved from several.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Margin {
+    /// The prerequisite it belongs to (`a` … `e`).
+    pub id: &'static str,
+    /// What is measured against what.
+    pub name: String,
+    /// Figure minus threshold, in the figure's unit; `None` when its stage has not run.
+    pub value: Option<f64>,
+    /// `true` when the margin must be strictly positive ("beats"), `false` when zero is
+    /// enough ("at least").
+    pub strict: bool,
+}
+
+impl Margin {
+    /// Whether `value` meets this margin's sign requirement.
+    pub fn met_by(&self, value: f64) -> bool {
+        if self.strict {
+            value > 0.0
+        } else {
+            value >= 0.0
+        }
+    }
+}
+
+/// The margins behind each prerequisite of [`prerequisites`], in the same order of
+/// prerequisites; (e)'s single-run margin is the fewest test videos of a class.
+pub fn margins(metrics: &Value, c: &ChecksConfig) -> Vec<Margin> {
+    let get = |path: &[&str]| number(metrics, path);
+    let all = get(&[ALL_LABELS_ROW, "top1"]);
+    let base = get(&[BASELINE_ROW, "top1"]);
+    let probe = |teacher: &str| get(&["probe", teacher, "test_top1"]);
+    let family = |teacher: &str, f: &str| get(&["probe", teacher, "test_families", f]);
+    let diff = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+    let margin = |id, name: &str, value: Option<f64>, strict| Margin {
+        id,
+        name: name.to_string(),
+        value,
+        strict,
+    };
+    let auroc = get(&["tstr", "auroc"]);
+    let mean_inv = get(&["tstr", "score_mean_invariant_classes"]);
+    let mean_dis = get(&["tstr", "score_mean_distinctive_classes"]);
+    let above = |m: Option<f64>| m.map(|m| m - c.score_margin);
+    let below = |m: Option<f64>| m.map(|m| 1.0 - c.score_margin - m);
+    vec![
+        margin(
+            "a",
+            &format!("all-label top-1 − {:.0} %", c.all_labels_min_top1),
+            all.map(|t| t - c.all_labels_min_top1),
+            false,
         ),
-        fewest.map(|n| {
-            (
-                format!("fewest test videos in a class: {n}"),
-                n >= c.min_test_videos_per_class as u64,
-            )
-        }),
-    );
-    vec![a, b, c_check, d, e]
+        margin(
+            "b",
+            &format!("all labels − baseline − {:.0} points", c.label_gap_min),
+            diff(all, base).map(|g| g - c.label_gap_min),
+            false,
+        ),
+        margin(
+            "c",
+            &format!(
+                "invariant probe − random − {:.0} points",
+                c.probe_margin_min
+            ),
+            diff(probe("invariant"), probe("random")).map(|g| g - c.probe_margin_min),
+            false,
+        ),
+        margin(
+            "c",
+            &format!(
+                "distinctive probe − random − {:.0} points",
+                c.probe_margin_min
+            ),
+            diff(probe("distinctive"), probe("random")).map(|g| g - c.probe_margin_min),
+            false,
+        ),
+        margin(
+            "c",
+            "distinctive − invariant probe, direction classes",
+            diff(
+                family("distinctive", "distinctive"),
+                family("invariant", "distinctive"),
+            ),
+            true,
+        ),
+        margin(
+            "c",
+            "invariant − distinctive probe, appearance classes",
+            diff(
+                family("invariant", "invariant"),
+                family("distinctive", "invariant"),
+            ),
+            true,
+        ),
+        margin(
+            "d",
+            &format!("AUROC − {:.2}", c.auroc_min),
+            auroc.map(|a| a - c.auroc_min),
+            false,
+        ),
+        margin(
+            "d",
+            &format!("mean score, invariant classes − {:.2}", c.score_margin),
+            above(mean_inv),
+            false,
+        ),
+        margin(
+            "d",
+            &format!(
+                "{:.2} − mean score, invariant classes",
+                1.0 - c.score_margin
+            ),
+            below(mean_inv),
+            false,
+        ),
+        margin(
+            "d",
+            &format!("mean score, distinctive classes − {:.2}", c.score_margin),
+            above(mean_dis),
+            false,
+        ),
+        margin(
+            "d",
+            &format!(
+                "{:.2} − mean score, distinctive classes",
+                1.0 - c.score_margin
+            ),
+            below(mean_dis),
+            false,
+        ),
+        margin(
+            "e",
+            &format!(
+                "fewest test videos in a class − {}",
+                c.min_test_videos_per_class
+            ),
+            fewest_test_videos(metrics).map(|n| n as f64 - c.min_test_videos_per_class as f64),
+            false,
+        ),
+    ]
 }
 
 #[cfg(test)]
@@ -250,6 +410,33 @@ mod tests {
     }
 
     #[test]
+    fn margins_are_each_figure_minus_its_threshold() {
+        let m = margins(&passing(), &ChecksConfig::default());
+        let got: Vec<(&str, f64, bool)> = m
+            .iter()
+            .map(|g| (g.id, (g.value.unwrap() * 1000.0).round() / 1000.0, g.strict))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", 5.0, false),  // 95 − 90
+                ("b", 20.0, false), // 95 − 60 − 15
+                ("c", 15.0, false), // 60 − 30 − 15
+                ("c", 25.0, false), // 70 − 30 − 15
+                ("c", 40.0, true),  // 70 − 30, direction classes
+                ("c", 20.0, true),  // 90 − 70, appearance classes
+                ("d", 0.05, false), // 0.9 − 0.85
+                ("d", 0.75, false), // 0.8 − 0.05
+                ("d", 0.15, false), // 0.95 − 0.8
+                ("d", 0.25, false), // 0.3 − 0.05
+                ("d", 0.65, false), // 0.95 − 0.3
+                ("e", 0.0, false),  // 50 − 50
+            ]
+        );
+        assert!(!m[4].met_by(0.0) && m[0].met_by(0.0));
+    }
+
+    #[test]
     fn each_perturbed_figure_fails_exactly_its_prerequisite() {
         let ok = passing();
         assert!(failed(&ok).is_empty(), "{:?}", failed(&ok));
@@ -275,6 +462,12 @@ mod tests {
         let swapped = json!({ "invariant": 60.0, "distinctive": 70.0 });
         assert_eq!(
             perturb(&["probe", "invariant", "test_families"], swapped),
+            ["c"]
+        );
+        // A tie is not "better on its own family".
+        let tied = json!({ "invariant": 70.0, "distinctive": 30.0 });
+        assert_eq!(
+            perturb(&["probe", "invariant", "test_families"], tied),
             ["c"]
         );
         assert_eq!(perturb(&["tstr", "auroc"], json!(0.84)), ["d"]);
