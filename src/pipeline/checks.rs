@@ -100,10 +100,9 @@ pub fn prerequisites(metrics: &Value, c: &ChecksConfig) -> Vec<Prerequisite> {
     // text below only says what was measured.
     let margins = margins(metrics, c);
     let holds = |id: &str| {
-        margins
-            .iter()
-            .filter(|m| m.id == id)
-            .all(|m| m.value.is_some_and(|v| m.met_by(v)))
+        let mut of_id = margins.iter().filter(|m| m.id == id).peekable();
+        debug_assert!(of_id.peek().is_some(), "no margin for prerequisite ({id})");
+        of_id.all(|m| m.value.is_some_and(|v| m.met_by(v)))
     };
     let all = number(metrics, &[ALL_LABELS_ROW, "top1"]);
     let base = number(metrics, &[BASELINE_ROW, "top1"]);
@@ -248,9 +247,48 @@ pub struct Margin {
     /// `true` when the margin must be strictly positive ("beats"), `false` when zero is
     /// enough ("at least").
     pub strict: bool,
+    /// `true` for a count (test videos), which is exact in every run: across runs each run
+    /// must meet it, no confidence bound.
+    pub count: bool,
+    /// Decimals to print it with (its unit's resolution).
+    pub digits: usize,
 }
 
 impl Margin {
+    /// An estimated "at least" margin in points (2 decimals).
+    fn at_least(id: &'static str, name: String, value: Option<f64>) -> Self {
+        Self {
+            id,
+            name,
+            value,
+            strict: false,
+            count: false,
+            digits: 2,
+        }
+    }
+
+    /// The same margin, required strictly above zero.
+    fn strictly(self) -> Self {
+        Self {
+            strict: true,
+            ..self
+        }
+    }
+
+    /// The same margin, printed with `digits` decimals.
+    fn digits(self, digits: usize) -> Self {
+        Self { digits, ..self }
+    }
+
+    /// The same margin, a count.
+    fn counted(self) -> Self {
+        Self {
+            count: true,
+            digits: 0,
+            ..self
+        }
+    }
+
     /// Whether `value` meets this margin's sign requirement.
     pub fn met_by(&self, value: f64) -> bool {
         if self.strict {
@@ -261,8 +299,14 @@ impl Margin {
     }
 }
 
-/// The margins behind each prerequisite of [`prerequisites`], in the same order of
-/// prerequisites; (e)'s single-run margin is the fewest test videos of a class.
+/// Decimals of a margin on the score's 0–1 scale (AUROC, mean scores).
+const SCORE_DIGITS: usize = 3;
+
+/// The margins behind each prerequisite of [`prerequisites`], in the order of the
+/// prerequisites and with each prerequisite's margins next to each other (the summary
+/// groups them by consecutive id); (e)'s is the fewest test videos of a class. The list is
+/// the same for every metrics file (a missing figure is a `None` value), so that runs line
+/// up margin by margin. Thresholds print as Rust prints an `f64` (90, 0.85), unrounded.
 pub fn margins(metrics: &Value, c: &ChecksConfig) -> Vec<Margin> {
     let get = |path: &[&str]| number(metrics, path);
     let all = get(&[ALL_LABELS_ROW, "top1"]);
@@ -270,111 +314,81 @@ pub fn margins(metrics: &Value, c: &ChecksConfig) -> Vec<Margin> {
     let probe = |teacher: &str| get(&["probe", teacher, "test_top1"]);
     let family = |teacher: &str, f: &str| get(&["probe", teacher, "test_families", f]);
     let diff = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
-    let margin = |id, name: &str, value: Option<f64>, strict| Margin {
-        id,
-        name: name.to_string(),
-        value,
-        strict,
-    };
     let auroc = get(&["tstr", "auroc"]);
     let mean_inv = get(&["tstr", "score_mean_invariant_classes"]);
     let mean_dis = get(&["tstr", "score_mean_distinctive_classes"]);
-    let above = |m: Option<f64>| m.map(|m| m - c.score_margin);
-    let below = |m: Option<f64>| m.map(|m| 1.0 - c.score_margin - m);
+    let (low, high) = (c.score_margin, 1.0 - c.score_margin);
+    let above = |m: Option<f64>| m.map(|m| m - low);
+    let below = |m: Option<f64>| m.map(|m| high - m);
+    let over_random = |teacher: &str| {
+        Margin::at_least(
+            "c",
+            format!("{teacher} probe − random − {} points", c.probe_margin_min),
+            diff(probe(teacher), probe("random")).map(|g| g - c.probe_margin_min),
+        )
+    };
+    let score =
+        |name: String, value: Option<f64>| Margin::at_least("d", name, value).digits(SCORE_DIGITS);
     vec![
-        margin(
+        Margin::at_least(
             "a",
-            &format!("all-label top-1 − {:.0} %", c.all_labels_min_top1),
+            format!("all-label top-1 − {} %", c.all_labels_min_top1),
             all.map(|t| t - c.all_labels_min_top1),
-            false,
         ),
-        margin(
+        Margin::at_least(
             "b",
-            &format!("all labels − baseline − {:.0} points", c.label_gap_min),
+            format!("all labels − baseline − {} points", c.label_gap_min),
             diff(all, base).map(|g| g - c.label_gap_min),
-            false,
         ),
-        margin(
+        over_random("invariant"),
+        over_random("distinctive"),
+        Margin::at_least(
             "c",
-            &format!(
-                "invariant probe − random − {:.0} points",
-                c.probe_margin_min
-            ),
-            diff(probe("invariant"), probe("random")).map(|g| g - c.probe_margin_min),
-            false,
-        ),
-        margin(
-            "c",
-            &format!(
-                "distinctive probe − random − {:.0} points",
-                c.probe_margin_min
-            ),
-            diff(probe("distinctive"), probe("random")).map(|g| g - c.probe_margin_min),
-            false,
-        ),
-        margin(
-            "c",
-            "distinctive − invariant probe, direction classes",
+            "distinctive − invariant probe, direction classes".into(),
             diff(
                 family("distinctive", "distinctive"),
                 family("invariant", "distinctive"),
             ),
-            true,
-        ),
-        margin(
+        )
+        .strictly(),
+        Margin::at_least(
             "c",
-            "invariant − distinctive probe, appearance classes",
+            "invariant − distinctive probe, appearance classes".into(),
             diff(
                 family("invariant", "invariant"),
                 family("distinctive", "invariant"),
             ),
-            true,
-        ),
-        margin(
-            "d",
-            &format!("AUROC − {:.2}", c.auroc_min),
+        )
+        .strictly(),
+        score(
+            format!("AUROC − {}", c.auroc_min),
             auroc.map(|a| a - c.auroc_min),
-            false,
         ),
-        margin(
-            "d",
-            &format!("mean score, invariant classes − {:.2}", c.score_margin),
+        score(
+            format!("mean score, invariant classes − {low}"),
             above(mean_inv),
-            false,
         ),
-        margin(
-            "d",
-            &format!(
-                "{:.2} − mean score, invariant classes",
-                1.0 - c.score_margin
-            ),
+        score(
+            format!("{high} − mean score, invariant classes"),
             below(mean_inv),
-            false,
         ),
-        margin(
-            "d",
-            &format!("mean score, distinctive classes − {:.2}", c.score_margin),
+        score(
+            format!("mean score, distinctive classes − {low}"),
             above(mean_dis),
-            false,
         ),
-        margin(
-            "d",
-            &format!(
-                "{:.2} − mean score, distinctive classes",
-                1.0 - c.score_margin
-            ),
+        score(
+            format!("{high} − mean score, distinctive classes"),
             below(mean_dis),
-            false,
         ),
-        margin(
+        Margin::at_least(
             "e",
-            &format!(
+            format!(
                 "fewest test videos in a class − {}",
                 c.min_test_videos_per_class
             ),
             fewest_test_videos(metrics).map(|n| n as f64 - c.min_test_videos_per_class as f64),
-            false,
-        ),
+        )
+        .counted(),
     ]
 }
 
@@ -434,6 +448,7 @@ mod tests {
             ]
         );
         assert!(!m[4].met_by(0.0) && m[0].met_by(0.0));
+        assert!(m[11].count && m.iter().filter(|g| g.count).count() == 1);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::checks::{ChecksConfig, margins, number, prerequisites};
+use super::checks::{ChecksConfig, Margin, margins, number, prerequisites};
 use super::config::ExperimentConfig;
 use super::context::{CONFIG_FILE, METRICS_FILE};
 use super::stages::evaluate::EVAL_ROWS;
@@ -241,12 +241,7 @@ pub fn summarize(dirs: &[PathBuf]) -> Result<String> {
     writeln!(md, "|---|---|---|---|")?;
     let verdicts: Vec<_> = runs
         .iter()
-        .map(|r| {
-            prerequisites(
-                &r.metrics,
-                r.config.checks.as_ref().unwrap_or(&ChecksConfig::default()),
-            )
-        })
+        .map(|r| prerequisites(&r.metrics, &checks_of(r)))
         .collect();
     for (i, first) in verdicts[0].iter().enumerate() {
         let held = verdicts.iter().filter(|v| v[i].passed).count();
@@ -269,70 +264,135 @@ pub fn summarize(dirs: &[PathBuf]) -> Result<String> {
     Ok(md)
 }
 
-/// Each prerequisite decided across runs: every margin behind it (`checks::margins`: the
-/// figure minus its threshold) must have a one-sided 95 % lower bound over the runs above
-/// zero. A run's own check reads one draw of test-set and training noise, which for the
-/// family clause of (c) is as large as the margin itself (a few points on 200 videos); the
-/// bound asks whether the runs together resolve it. Requiring every margin of a
-/// prerequisite at once is an intersection–union test: still 5 % without a correction.
+/// One margin of [`margins`] over the runs.
+#[derive(Debug, Clone, PartialEq)]
+struct MarginAcross {
+    /// The first run's margin (its id, name, requirement and digits).
+    margin: Margin,
+    /// Its value in every run that has it.
+    values: Vec<f64>,
+    /// The one-sided 95 % lower bound of the mean (for a count: the least run); `None` when a
+    /// run lacks the figure or there are fewer than two runs.
+    bound: Option<f64>,
+    /// Runs whose own value meets it.
+    met: usize,
+    /// Whether the bound meets the margin's requirement.
+    holds: bool,
+}
+
+/// Decides every margin, and each prerequisite (by id, in order), across runs, from each
+/// run's [`margins`]. A margin holds across runs when its one-sided 95 % lower bound
+/// (Student t, n − 1 degrees of freedom) meets its requirement (≥ 0, or > 0 for a "beats"):
+/// a run's own check reads one draw of test-set and training noise, which for (c)'s family
+/// gaps is as large as the gap itself (a few points on 200 videos); the bound asks whether
+/// the runs together resolve it. A count ((e)'s test videos) is exact, so every run must
+/// meet it. A figure missing from any run, or a single run, leaves the margin without a
+/// bound: not shown. A prerequisite holds when all its margins do, an intersection–union
+/// test, still at 5 % without a correction for their number.
+fn decide_across_runs(per_run: &[Vec<Margin>]) -> (Vec<MarginAcross>, Vec<(&'static str, bool)>) {
+    let Some(first) = per_run.first() else {
+        return (Vec::new(), Vec::new());
+    };
+    let n = per_run.len();
+    let rows: Vec<MarginAcross> = first
+        .iter()
+        .enumerate()
+        .map(|(i, margin)| {
+            let values: Vec<f64> = per_run.iter().filter_map(|m| m[i].value).collect();
+            let met = values.iter().filter(|v| margin.met_by(**v)).count();
+            let bound = if values.len() < n.max(2) {
+                None
+            } else if margin.count {
+                values.iter().copied().reduce(f64::min)
+            } else {
+                lower_bound_95(&values)
+            };
+            MarginAcross {
+                margin: margin.clone(),
+                holds: bound.is_some_and(|b| margin.met_by(b)),
+                values,
+                bound,
+                met,
+            }
+        })
+        .collect();
+    let mut verdicts: Vec<(&'static str, bool)> = Vec::new();
+    for row in &rows {
+        match verdicts.last_mut() {
+            Some((id, all)) if *id == row.margin.id => *all &= row.holds,
+            _ => verdicts.push((row.margin.id, row.holds)),
+        }
+    }
+    if let Some((_, e)) = verdicts.iter_mut().find(|(id, _)| *id == "e") {
+        *e &= n >= MIN_RUNS;
+    }
+    (rows, verdicts)
+}
+
+/// The `[checks]` a run was decided with (the defaults when it has none).
+fn checks_of(run: &Run) -> ChecksConfig {
+    run.config.checks.clone().unwrap_or_default()
+}
+
+/// The "Prerequisites across runs" section: [`decide_across_runs`] as a table and a verdict
+/// line (a prerequisite not shown across runs is said so loudly).
 fn prerequisites_across_runs(md: &mut String, runs: &[Run]) -> Result<()> {
     let n = runs.len();
     let per_run: Vec<_> = runs
         .iter()
-        .map(|r| {
-            margins(
-                &r.metrics,
-                r.config.checks.as_ref().unwrap_or(&ChecksConfig::default()),
-            )
-        })
+        .map(|r| margins(&r.metrics, &checks_of(r)))
         .collect();
+    let (rows, verdicts) = decide_across_runs(&per_run);
     writeln!(
         md,
         "\n#### Prerequisites across runs (each margin: figure − threshold; one-sided 95 % \
-         lower bound, Student t with n − 1 degrees of freedom)\n"
+         lower bound, Student t with n − 1 degrees of freedom; for a count, the least run)\n"
     )?;
-    writeln!(
-        md,
-        "| | margin | mean ± SE | 95 % lower bound | runs meeting it |"
-    )?;
-    writeln!(md, "|---|---|---|---|---|")?;
-    let mut holds: Vec<(&str, bool)> = Vec::new();
-    for (i, first) in per_run[0].iter().enumerate() {
-        let values: Vec<f64> = per_run.iter().filter_map(|m| m[i].value).collect();
-        let met = values.iter().filter(|v| first.met_by(**v)).count();
-        let digits = if first.id == "d" { 3 } else { 2 };
-        let bound = (values.len() == n)
-            .then(|| lower_bound_95(&values))
-            .flatten();
-        let ok = bound.is_some_and(|b| first.met_by(b));
+    if runs.iter().any(|r| checks_of(r) != checks_of(&runs[0])) {
         writeln!(
             md,
-            "| ({}) | {} | {} | {} | {met} of {n} |",
-            first.id,
-            first.name,
-            cell(&values, digits),
-            bound.map_or("—".into(), |b| format!("{b:.digits$}"))
+            "The runs' `[checks]` differ: each margin is taken with its run's own thresholds, \
+             named with the first run's.\n"
         )?;
-        match holds.last_mut() {
-            Some((id, all)) if *id == first.id => *all &= ok,
-            _ => holds.push((first.id, ok)),
-        }
     }
-    let enough = n >= MIN_RUNS;
-    if let Some((_, e)) = holds.iter_mut().find(|(id, _)| *id == "e") {
-        *e &= enough;
+    writeln!(
+        md,
+        "| | margin | mean ± SE | lower bound | runs meeting it |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|")?;
+    for row in &rows {
+        let digits = row.margin.digits;
+        let missing = n - row.values.len();
+        let of = if missing > 0 {
+            format!(" ({} of {n} runs)", row.values.len())
+        } else {
+            String::new()
+        };
+        writeln!(
+            md,
+            "| ({}) | {} | {}{of} | {} | {} of {n} |",
+            row.margin.id,
+            row.margin.name,
+            cell(&row.values, digits),
+            row.bound.map_or("—".into(), |b| format!("{b:.digits$}")),
+            row.met,
+        )?;
     }
-    let word = |ok: bool| if ok { "holds" } else { "DOES NOT HOLD" };
+    let word = |ok: bool| if ok { "holds" } else { "NOT SHOWN" };
     writeln!(
         md,
         "\n(e) across runs: {n} run(s), at least {MIN_RUNS} needed: {}.",
-        word(enough)
+        if n >= MIN_RUNS {
+            "holds"
+        } else {
+            "DOES NOT HOLD"
+        }
     )?;
-    let verdicts: Vec<String> = holds
+    let line: Vec<String> = verdicts
         .iter()
         .map(|(id, ok)| format!("({id}) {}", word(*ok)))
         .collect();
-    writeln!(md, "\nAcross runs: {}.", verdicts.join(" · "))?;
+    writeln!(md, "\nAcross runs: {}.", line.join(" · "))?;
     Ok(())
 }
 
@@ -420,6 +480,87 @@ mod tests {
         assert_eq!(cell(&[1.0, 2.0, 3.0], 2), "2.00 ± 0.58");
     }
 
+    fn margin(id: &'static str, strict: bool, count: bool, value: Option<f64>) -> Margin {
+        Margin {
+            id,
+            name: format!("{id} margin"),
+            value,
+            strict,
+            count,
+            digits: 2,
+        }
+    }
+
+    /// Runs of the margins `spec` (id, strict, count) with `values[run][margin]`.
+    fn runs_of(spec: &[(&'static str, bool, bool)], values: &[&[Option<f64>]]) -> Vec<Vec<Margin>> {
+        values
+            .iter()
+            .map(|run| {
+                spec.iter()
+                    .zip(run.iter())
+                    .map(|(&(id, strict, count), v)| margin(id, strict, count, *v))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn across_runs_every_margin_of_a_prerequisite_needs_its_bound() {
+        let spec = [
+            ("a", false, false),
+            ("c", false, false),
+            ("c", true, false),
+            ("d", false, false),
+        ];
+        let v = |a: f64, c1: f64, c2: f64, d: f64| [Some(a), Some(c1), Some(c2), Some(d)];
+        let (r0, r1, r2) = (
+            v(1.0, 5.0, 0.0, 0.0),
+            v(2.0, 5.0, 0.0, 0.0),
+            v(3.0, 5.0, 0.0, 0.0),
+        );
+        let (rows, verdicts) = decide_across_runs(&runs_of(&spec, &[&r0, &r1, &r2]));
+        // (a): mean 2, SE 1/√3, t(0.95, 2 df) 2.920 → 0.314.
+        assert!((rows[0].bound.unwrap() - (2.0 - 2.920 / 3f64.sqrt())).abs() < 1e-12);
+        assert_eq!(rows[0].met, 3);
+        // A bound of exactly 0 meets "at least" ((d)) but not "beats" ((c)'s second margin),
+        // and one margin short fails its whole prerequisite.
+        assert_eq!(verdicts, [("a", true), ("c", false), ("d", true)]);
+        // Spread the first run's (a) away: the bound drops below zero.
+        let r0 = v(-4.0, 5.0, 0.0, 0.0);
+        let (_, verdicts) = decide_across_runs(&runs_of(&spec, &[&r0, &r1, &r2]));
+        assert_eq!(verdicts[0], ("a", false));
+    }
+
+    #[test]
+    fn across_runs_a_missing_figure_or_a_single_run_shows_nothing() {
+        let spec = [("a", false, false)];
+        let (rows, verdicts) =
+            decide_across_runs(&runs_of(&spec, &[&[Some(5.0)], &[None], &[Some(6.0)]]));
+        assert_eq!((rows[0].values.len(), rows[0].bound), (2, None));
+        assert_eq!(verdicts, [("a", false)]);
+        let (rows, verdicts) = decide_across_runs(&runs_of(&spec, &[&[Some(5.0)]]));
+        assert_eq!((rows[0].met, rows[0].bound), (1, None));
+        assert_eq!(verdicts, [("a", false)]);
+    }
+
+    #[test]
+    fn across_runs_a_count_must_hold_in_every_run_and_e_needs_three() {
+        let spec = [("e", false, true)];
+        // One run one video short: a t bound would be ≈ 18.8, the count's is the least run.
+        let mut values: Vec<[Option<f64>; 1]> = vec![[Some(30.0)]; 7];
+        values.push([Some(-1.0)]);
+        let refs: Vec<&[Option<f64>]> = values.iter().map(|v| &v[..]).collect();
+        let (rows, verdicts) = decide_across_runs(&runs_of(&spec, &refs));
+        assert_eq!(rows[0].bound, Some(-1.0));
+        assert_eq!(verdicts, [("e", false)]);
+        // Every run meets it, but two runs are fewer than MIN_RUNS.
+        let (rows, verdicts) = decide_across_runs(&runs_of(&spec, &[&[Some(0.0)], &[Some(0.0)]]));
+        assert!(rows[0].holds);
+        assert_eq!(verdicts, [("e", false)]);
+        let three = [&[Some(0.0)][..]; 3];
+        assert_eq!(decide_across_runs(&runs_of(&spec, &three)).1, [("e", true)]);
+    }
+
     #[test]
     fn lower_bound_uses_students_t() {
         assert_eq!(lower_bound_95(&[3.0]), None);
@@ -431,7 +572,10 @@ mod tests {
         let gaps = [-1.5, 4.0, 6.5, 5.5, 13.0, 0.0, -1.0, 4.5];
         let b = lower_bound_95(&gaps).unwrap();
         assert!((b - 0.663).abs() < 0.001, "{b}");
-        // Past the table: the 30-degree quantile.
+        // The last row of the table (30 degrees), and past it the same quantile.
+        let thirty_one: Vec<f64> = (0..31).map(f64::from).collect();
+        let (m, se) = mean_se(&thirty_one).unwrap();
+        assert!((lower_bound_95(&thirty_one).unwrap() - (m - 1.697 * se.unwrap())).abs() < 1e-9);
         let many: Vec<f64> = (0..100).map(f64::from).collect();
         let (m, se) = mean_se(&many).unwrap();
         assert!((lower_bound_95(&many).unwrap() - (m - 1.697 * se.unwrap())).abs() < 1e-9);
