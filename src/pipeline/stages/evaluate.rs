@@ -289,7 +289,7 @@ fn build_report<B: Backend>(
                 ));
             } else {
                 ctx.log.line(&format!(
-                    "[eval] !!! PREREQUISITE ({}) FAILED: {} — measured: {} — the claim cannot be read from this run",
+                    "[eval] !!! PREREQUISITE ({}) FAILED: {} — measured: {} — the claim cannot be read from this run alone (`timebalance summarize` decides each prerequisite across seeds)",
                     p.id, p.requirement, p.measured
                 ));
             }
