@@ -122,6 +122,14 @@ impl NodeGroup {
                 nodes - 1
             );
         }
+        // The coordinator and this node's tensor server each listen on their port; given the
+        // same one, the node's peers reach the coordinator for tensors (404s) and the run dies
+        // at its first exchange.
+        if address == coordinator {
+            bail!(
+                "--node-address {address} is the coordinator's address: a node serves tensors on a port of its own"
+            );
+        }
         Ok(Self {
             nodes,
             rank,
@@ -487,6 +495,11 @@ mod tests {
         assert!(group(1, 0).is_err());
         let err = group(2, 2).unwrap_err().to_string();
         assert!(err.contains("0 to 1"), "{err}");
+        let err = NodeGroup::new(2, 0, e("a:1"), e("a:1"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("coordinator's address"), "{err}");
+        assert!(NodeGroup::new(2, 0, e("a:1"), e("a:2")).is_ok());
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! the same batch statistics per part, the same summed gradients, the same averaged running
 //! statistics at the end. Only the order of the sums differs.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use burn::backend::flex::FlexDevice;
@@ -40,10 +42,24 @@ const TOLERANCE: f64 = 1e-5;
 /// waits forever).
 const NODE_DEADLINE: Duration = Duration::from_secs(600);
 
-/// A free TCP port of this machine (free when asked; nothing else here takes ports).
+/// Ports [`free_port`] has handed out in this test process.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A free TCP port of this machine, never one handed out before in this process.
+///
+/// The port is free when asked and released at once, so the kernel may offer it again before
+/// the process it was meant for binds it: it once gave node 1 the port of the coordinator
+/// spawned a moment before, whose "404 Not Found" node 0 then met at its first tensor
+/// transfer, and this test failed about once in 200 starts under load (CI, stop 39).
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
-    listener.local_addr().expect("its address").port()
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+        let port = listener.local_addr().expect("its address").port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A child process that is killed when dropped (the coordinator, or a node left waiting).
@@ -94,6 +110,28 @@ fn finish(mut node: Spawned, log: &Path) -> (bool, String) {
         Some(status) => (status.success(), printed),
         None => panic!("a node did not finish in {NODE_DEADLINE:?}:\n{printed}"),
     }
+}
+
+/// Wait for every node ([`finish`]) before any is judged: a node that fails first closes its
+/// connections, so another node's error shows only the symptom.
+fn finish_all(nodes: Vec<(Spawned, PathBuf)>) -> Vec<(bool, String)> {
+    nodes
+        .into_iter()
+        .map(|(child, log)| finish(child, &log))
+        .collect()
+}
+
+/// What every node printed, each under its rank and outcome, for a failure's message.
+fn every_log(finished: &[(bool, String)]) -> String {
+    finished
+        .iter()
+        .enumerate()
+        .map(|(rank, (ok, printed))| {
+            let how = if *ok { "succeeded" } else { "failed" };
+            format!("---- node {rank} ({how}):\n{printed}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The coordinator on a free port.
@@ -177,10 +215,12 @@ fn two_nodes_train_as_one_process_on_two_devices() {
     let untrained = tmp.path().join("untrained");
     let start = run(&[STAGE, "synthetic"], &untrained, &[EPOCHS, NO_STEP]);
     assert!(start.status.success(), "{}", text(&start));
-    for (rank, (child, log)) in nodes.into_iter().enumerate() {
-        let (ok, printed) = finish(child, &log);
-        assert!(ok, "node {rank} failed:\n{printed}");
-    }
+    let finished = finish_all(nodes);
+    assert!(
+        finished.iter().all(|(ok, _)| *ok),
+        "a node failed:\n{}",
+        every_log(&finished)
+    );
     let run_dir = |dir: &Path| dir.join("synthetic");
     let node0 = trained_values(&run_dir(&tmp.path().join("node0")));
     let node1 = trained_values(&run_dir(&tmp.path().join("node1")));
@@ -221,15 +261,17 @@ fn nodes_that_disagree_stop_before_training() {
             node(rank, port, &tmp.path().join(format!("node{rank}")), &[sets])
         })
         .collect();
-    for (rank, (child, log)) in nodes.into_iter().enumerate() {
-        let (ok, printed) = finish(child, &log);
+    let finished = finish_all(nodes);
+    for (rank, (ok, printed)) in finished.iter().enumerate() {
         assert!(
             !ok,
-            "node {rank} trained with another configuration:\n{printed}"
+            "node {rank} trained with another configuration:\n{}",
+            every_log(&finished)
         );
         assert!(
             printed.contains("nodes disagree on [baseline] the configuration"),
-            "node {rank}:\n{printed}"
+            "node {rank} did not stop on the disagreement:\n{}",
+            every_log(&finished)
         );
     }
     // Nothing was trained.

@@ -3,8 +3,11 @@ use burn_communication::Protocol;
 use burn_communication::data_service::TensorDataServer;
 use burn_communication::{Address, ProtocolServer, data_service::TensorDataService};
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 use std::{marker::PhantomData, sync::Arc};
 use tokio::sync::RwLock;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::sync::SyncService;
@@ -20,6 +23,12 @@ use crate::{
     local::server::get_collective_server_runtime,
 };
 use crate::{BroadcastStrategy, GlobalRegisterParams, NodeId, ReduceStrategy};
+
+/// How long [`Node::register`] waits for this node's tensor server to accept connections
+/// (patched, timebalance: see `wait_until_serving`).
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often it checks.
+const SERVER_START_POLL: Duration = Duration::from_millis(5);
 
 /// Must be synchronized between all nodes for collective operations to work
 pub(crate) struct NodeState {
@@ -40,6 +49,9 @@ where
     data_service: Arc<TensorDataService<B, P>>,
     sync_service: Arc<SyncService<P>>,
     worker: GlobalClientWorker<P::Client>,
+    /// The tensor (and sync) server's task: it ends early, with the reason, when it cannot
+    /// bind its port (patched, timebalance).
+    server: JoinHandle<Result<(), String>>,
     _n: PhantomData<P>,
 }
 
@@ -68,7 +80,7 @@ where
                 async move { cancel_token.cancelled().await }
             });
 
-        runtime.spawn(server);
+        let server = runtime.spawn(async move { server.await.map_err(|e| format!("{e:?}")) });
 
         let worker = GlobalClientWorker::new(&runtime, cancel_token.clone(), global_address);
 
@@ -77,6 +89,7 @@ where
             data_service,
             sync_service,
             worker,
+            server,
             _n: PhantomData,
         }
     }
@@ -86,6 +99,8 @@ where
         peers: Vec<PeerId>,
         global_params: GlobalRegisterParams,
     ) -> Result<(), GlobalCollectiveError> {
+        self.wait_until_serving(global_params.data_service_port)
+            .await?;
         let req = RemoteRequest::Register {
             node_addr: global_params.node_address,
             num_nodes: global_params.num_nodes,
@@ -114,6 +129,39 @@ where
         }
 
         Ok(())
+    }
+
+    /// Patched (timebalance, vendor/README.md): returns once this node's tensor server accepts
+    /// connections on `port`. The release spawned the server and registered at once; the
+    /// orchestrator answers when every node has registered, and a peer that then asked for a
+    /// tensor before this server had bound its port was refused and panicked ("Failed to
+    /// connect to data server"). Every node registering only once it serves closes that window.
+    async fn wait_until_serving(&mut self, port: u16) -> Result<(), GlobalCollectiveError> {
+        let started = Instant::now();
+        loop {
+            if self.server.is_finished() {
+                let why = match (&mut self.server).await {
+                    Ok(Err(e)) => e,
+                    Ok(Ok(())) => "it stopped".to_owned(),
+                    Err(e) => format!("{e}"),
+                };
+                return Err(GlobalCollectiveError::Server(format!(
+                    "the tensor data server on port {port} did not start: {why}"
+                )));
+            }
+            if tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > SERVER_START_TIMEOUT {
+                return Err(GlobalCollectiveError::Server(format!(
+                    "the tensor data server on port {port} accepted no connection in {SERVER_START_TIMEOUT:?}"
+                )));
+            }
+            tokio::time::sleep(SERVER_START_POLL).await;
+        }
     }
 
     /// Performs an all-reduce
