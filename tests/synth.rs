@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use timebalance::data::synth::{ClassesFile, Family, SynthConfig, generate};
+use timebalance::data::synth::{
+    ClassInfo, ClassesFile, DistinctiveChange, Family, SynthConfig, generate,
+};
 use timebalance::data::video::{RgbFrame, decode_frames, read_info};
 
 const TINY_CLASSES: usize = 4;
@@ -186,8 +188,20 @@ fn tiny_dataset_layout_decodes_and_moves_in_the_right_direction() {
     }
 
     // Distinctive move classes move: centroid of the object against the group's background.
+    let checked = check_travel(
+        &videos,
+        &[("DistMoveRight", 0, 1.0), ("DistMoveLeft", 0, -1.0)],
+    );
+    assert_eq!(checked, 2 * (TINY_TRAIN + TINY_TEST));
+}
+
+/// Checks that every video of a class in `moves` (class, axis 0 = x or 1 = y, sign) carries its
+/// object at least [`MIN_TRAVEL_PX`] along that axis and in that direction, from the first frame
+/// to the last, and less across it; returns how many videos were checked. The object is found
+/// against each group's median background.
+fn check_travel(videos: &[(String, PathBuf)], moves: &[(&str, usize, f64)]) -> usize {
     let mut by_group: BTreeMap<usize, Vec<(String, Vec<RgbFrame>)>> = BTreeMap::new();
-    for (class, path) in &videos {
+    for (class, path) in videos {
         let group = group_of(&path.to_string_lossy());
         by_group
             .entry(group)
@@ -199,28 +213,82 @@ fn tiny_dataset_layout_decodes_and_moves_in_the_right_direction() {
         let pooled: Vec<RgbFrame> = clips.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
         let background = median_background(&pooled);
         for (class, frames) in clips {
-            let sign = match class.as_str() {
-                "DistMoveRight" => 1.0,
-                "DistMoveLeft" => -1.0,
-                _ => continue,
+            let Some(&(_, axis, sign)) = moves.iter().find(|m| m.0 == class) else {
+                continue;
             };
             let first = object_centroid(&frames[0], &background);
             let last = object_centroid(&frames[TINY_FRAMES - 1], &background);
-            let travel = (last.0 - first.0) * sign;
+            let along = |p: (f64, f64)| if axis == 0 { p.0 } else { p.1 };
+            let across = |p: (f64, f64)| if axis == 0 { p.1 } else { p.0 };
+            let travel = (along(last) - along(first)) * sign;
             assert!(
                 travel >= MIN_TRAVEL_PX,
-                "{class}: centroid x {:.1} -> {:.1}",
-                first.0,
-                last.0
+                "{class}: centroid {first:?} -> {last:?}"
             );
             assert!(
-                (last.1 - first.1).abs() < travel,
-                "{class}: moved vertically"
+                (across(last) - across(first)).abs() < travel,
+                "{class}: moved across its axis, {first:?} -> {last:?}"
             );
             checked += 1;
         }
     }
+    checked
+}
+
+/// Every video of a generated set with its class directory, from the list files.
+fn listed_videos(out: &Path) -> Vec<(String, PathBuf)> {
+    let train = read_lines(&out.join("trainlist01.txt"));
+    let test = read_lines(&out.join("testlist01.txt"));
+    train
+        .iter()
+        .map(|line| line.split_once(' ').expect("path and label").0.to_string())
+        .chain(test)
+        .map(|path| {
+            let class = path.split('/').next().expect("class dir").to_string();
+            (class, out.join(path))
+        })
+        .collect()
+}
+
+#[test]
+fn distinctive_changes_pick_the_pairs_and_keep_the_invariant_videos() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (default_out, vertical_out) = (dir.path().join("default"), dir.path().join("vertical"));
+    let default = generate(&tiny_config(&default_out, 7)).expect("generate default");
+    let vertical = generate(&SynthConfig {
+        distinctive_changes: vec![DistinctiveChange::MoveVertical, DistinctiveChange::Scale],
+        ..tiny_config(&vertical_out, 7)
+    })
+    .expect("generate vertical");
+    let names = |classes: &[ClassInfo]| classes.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&default.classes),
+        ["InvCircle", "InvCross", "DistMoveRight", "DistMoveLeft"]
+    );
+    assert_eq!(
+        names(&vertical.classes),
+        ["InvCircle", "InvCross", "DistMoveDown", "DistMoveUp"]
+    );
+
+    // Image y points down: moving down is +y.
+    let checked = check_travel(
+        &listed_videos(&vertical_out),
+        &[("DistMoveDown", 1, 1.0), ("DistMoveUp", 1, -1.0)],
+    );
     assert_eq!(checked, 2 * (TINY_TRAIN + TINY_TEST));
+
+    // Same video numbers and streams: the invariant classes' files are identical.
+    for class in ["InvCircle", "InvCross"] {
+        let (a, b) = (
+            all_files(&default_out.join(class)),
+            all_files(&vertical_out.join(class)),
+        );
+        assert_eq!(a.len(), TINY_TRAIN + TINY_TEST, "{class}");
+        assert!(
+            a == b,
+            "{class}: the invariant videos changed with distinctive_changes"
+        );
+    }
 }
 
 fn all_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -268,5 +336,21 @@ fn invalid_configs_are_rejected() {
             ..tiny_config(dir.path(), 0)
         };
         assert!(generate(&cfg).is_err(), "classes {classes}, size {size}");
+    }
+    // 8 classes need 2 distinctive pairs; a pair may not be listed twice.
+    let (scale, vertical) = (DistinctiveChange::Scale, DistinctiveChange::MoveVertical);
+    for changes in [vec![scale], vec![vertical, vertical], vec![]] {
+        let cfg = SynthConfig {
+            classes: 8,
+            distinctive_changes: changes.clone(),
+            ..tiny_config(dir.path(), 0)
+        };
+        let error = generate(&cfg)
+            .expect_err(&format!("{changes:?}"))
+            .to_string();
+        assert!(
+            error.contains("distinctive_changes"),
+            "{changes:?}: {error}"
+        );
     }
 }

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use timebalance::commands;
 use timebalance::data::clips::ClipRecipe;
 use timebalance::data::datasets::DatasetKind;
-use timebalance::data::synth::{self, SynthConfig};
+use timebalance::data::synth::{self, DistinctiveChange, SynthConfig};
 
 #[derive(Subcommand)]
 pub enum DataCommand {
@@ -88,6 +88,10 @@ pub enum DataCommand {
         /// Nuisance strength relative to the default (0 = plain background).
         #[arg(long, default_value_t = 1.0)]
         clutter: f32,
+        /// The distinctive pairs, in order (the distinctive classes take the first ones):
+        /// move_horizontal, scale, rotate, brightness, move_vertical (default: all, that order).
+        #[arg(long, value_delimiter = ',')]
+        distinctive_changes: Vec<DistinctiveChange>,
     },
 }
 
@@ -200,6 +204,7 @@ pub fn run(what: DataCommand) -> Result<()> {
             seed,
             object_scale,
             clutter,
+            distinctive_changes,
         } => {
             let cfg = SynthConfig {
                 out: out.clone(),
@@ -211,6 +216,11 @@ pub fn run(what: DataCommand) -> Result<()> {
                 seed,
                 object_scale,
                 clutter,
+                distinctive_changes: if distinctive_changes.is_empty() {
+                    synth::DEFAULT_DISTINCTIVE_CHANGES.to_vec()
+                } else {
+                    distinctive_changes
+                },
                 ..SynthConfig::default()
             };
             let summary = synth::generate(&cfg)?;

@@ -18,6 +18,7 @@ use crate::data::datasets::DatasetKind;
 use crate::data::input::{ChannelOrder, IDENTITY_MEAN, IDENTITY_STD, InputPixels};
 use crate::data::partition::LabeledAmount;
 use crate::data::sampling::{SSL_CLIP_FRAMES, SSL_DENSE_CLIPS, SSL_SPARSE_STRIDE};
+use crate::data::synth::{self, DEFAULT_DISTINCTIVE_CHANGES, DistinctiveChange};
 use crate::loss::{DistillKind, StudentWeights};
 use crate::model::import::KeyLayout;
 use crate::model::{Arch, BackboneConfig, VideoClassifier};
@@ -158,10 +159,18 @@ pub struct SyntheticConfig {
     /// texture, pixel noise, distractor size (0 = plain background).
     #[serde(default = "unit")]
     pub clutter: f32,
+    /// The distinctive pairs, in order (`move_horizontal`, `scale`, `rotate`, `brightness`,
+    /// `move_vertical`): the distinctive classes take the first ones (default: that order).
+    #[serde(default = "default_distinctive_changes")]
+    pub distinctive_changes: Vec<DistinctiveChange>,
 }
 
 fn unit() -> f32 {
     1.0
+}
+
+fn default_distinctive_changes() -> Vec<DistinctiveChange> {
+    DEFAULT_DISTINCTIVE_CHANGES.to_vec()
 }
 
 fn default_ssl_frames() -> usize {
@@ -519,6 +528,8 @@ impl ExperimentConfig {
                     s.test_videos_per_class,
                 )?;
                 positive("data.synthetic.frames", s.frames)?;
+                synth::check_distinctive_changes(s.classes, &s.distinctive_changes)
+                    .context("data.synthetic")?;
             }
             (_, Some(_)) => bail!("[data.synthetic] is only allowed with source = \"synthetic\""),
             _ => {}
@@ -997,6 +1008,43 @@ mod tests {
         );
         // Without a grid the folds are not used, so one is not an error.
         with(&["probe.folds=1"]).unwrap();
+    }
+
+    #[test]
+    fn distinctive_changes_are_a_setting_checked_by_name_and_count() {
+        let claim = crate::pipeline::registry::find("synthetic_claim").unwrap();
+        let with = |value: &str| {
+            let set = format!("data.synthetic.distinctive_changes={value}");
+            ExperimentConfig::from_toml(claim.text, "synthetic_claim", &[set])
+        };
+        let default = ExperimentConfig::from_toml(claim.text, "synthetic_claim", &[]).unwrap();
+        let changes = |c: &ExperimentConfig| {
+            c.data
+                .synthetic
+                .as_ref()
+                .unwrap()
+                .distinctive_changes
+                .clone()
+        };
+        assert_eq!(changes(&default), DEFAULT_DISTINCTIVE_CHANGES);
+        let moves = with(r#"["move_horizontal", "move_vertical"]"#).unwrap();
+        assert_eq!(
+            changes(&moves),
+            [
+                DistinctiveChange::MoveHorizontal,
+                DistinctiveChange::MoveVertical
+            ]
+        );
+        let err = format!("{:#}", with(r#"["move_diagonal", "scale"]"#).unwrap_err());
+        assert!(err.contains("move_diagonal"), "{err}");
+        // 8 classes: 2 pairs needed, and no pair twice.
+        for short in [r#"["scale"]"#, r#"["scale", "scale"]"#] {
+            let err = format!("{:#}", with(short).unwrap_err());
+            assert!(
+                err.contains("data.synthetic") && err.contains("distinctive_changes"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -301,6 +301,7 @@ fn prepare_data(
                     fps: SYNTH_FPS,
                     object_scale: s.object_scale,
                     clutter: s.clutter,
+                    distinctive_changes: s.distinctive_changes.clone(),
                 })?;
                 disk.write_atomic(&root.join(SYNTH_DONE), b"")?;
                 log.line(&format!(

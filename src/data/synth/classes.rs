@@ -64,9 +64,12 @@ const INVARIANT_SHAPES: [(Shape, &str); 8] = [
     (Shape::Diamond, "InvDiamond"),
 ];
 
-/// The attribute a distinctive class changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Change {
+/// The attribute a distinctive pair changes (a pair: the change and its time reversal).
+/// Names in configurations: `move_horizontal`, `scale`, `rotate`, `brightness`,
+/// `move_vertical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DistinctiveChange {
     MoveHorizontal,
     Scale,
     Rotate,
@@ -74,13 +77,44 @@ pub(super) enum Change {
     MoveVertical,
 }
 
+impl std::str::FromStr for DistinctiveChange {
+    type Err = String;
+
+    /// The configuration name (one list of names: serde's).
+    fn from_str(name: &str) -> Result<Self, String> {
+        use serde::de::IntoDeserializer as _;
+        let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            name.into_deserializer();
+        Self::deserialize(de).map_err(|e| e.to_string())
+    }
+}
+
 /// Distinctive pairs: (change, name of the forward class, name of its time reversal).
-const DISTINCTIVE_PAIRS: [(Change, &str, &str); 5] = [
-    (Change::MoveHorizontal, "DistMoveRight", "DistMoveLeft"),
-    (Change::Scale, "DistGrow", "DistShrink"),
-    (Change::Rotate, "DistRotateCw", "DistRotateCcw"),
-    (Change::Brightness, "DistBrighten", "DistDarken"),
-    (Change::MoveVertical, "DistMoveDown", "DistMoveUp"),
+const DISTINCTIVE_PAIRS: [(DistinctiveChange, &str, &str); 5] = [
+    (
+        DistinctiveChange::MoveHorizontal,
+        "DistMoveRight",
+        "DistMoveLeft",
+    ),
+    (DistinctiveChange::Scale, "DistGrow", "DistShrink"),
+    (DistinctiveChange::Rotate, "DistRotateCw", "DistRotateCcw"),
+    (DistinctiveChange::Brightness, "DistBrighten", "DistDarken"),
+    (
+        DistinctiveChange::MoveVertical,
+        "DistMoveDown",
+        "DistMoveUp",
+    ),
+];
+
+/// The catalogue's order of the distinctive pairs, the default of
+/// [`super::SynthConfig::distinctive_changes`]: a run with `n` distinctive classes takes the
+/// first `n / 2` pairs (rounded up; an odd `n` takes only the forward class of the last).
+pub const DEFAULT_DISTINCTIVE_CHANGES: [DistinctiveChange; 5] = [
+    DistinctiveChange::MoveHorizontal,
+    DistinctiveChange::Scale,
+    DistinctiveChange::Rotate,
+    DistinctiveChange::Brightness,
+    DistinctiveChange::MoveVertical,
 ];
 
 /// Largest supported number of classes (twice the smaller family catalogue).
@@ -90,7 +124,10 @@ pub const MAX_CLASSES: usize = 2 * INVARIANT_SHAPES.len();
 #[derive(Debug, Clone, Copy)]
 pub(super) enum ClassKind {
     Invariant(Shape),
-    Distinctive { change: Change, reversed: bool },
+    Distinctive {
+        change: DistinctiveChange,
+        reversed: bool,
+    },
 }
 
 /// A class with its kind.
@@ -100,15 +137,17 @@ pub(super) struct ClassSpec {
     pub(super) kind: ClassKind,
 }
 
-/// Builds the class list: the first half invariant, the second half distinctive pairs.
-pub(super) fn class_specs(classes: usize) -> Vec<ClassSpec> {
+/// Builds the class list: the first half invariant, the second half the distinctive pairs of
+/// `changes`, in their order (validated by the caller: enough of them, none twice).
+pub(super) fn class_specs(classes: usize, changes: &[DistinctiveChange]) -> Vec<ClassSpec> {
     let half = classes / 2;
     let invariant = INVARIANT_SHAPES
         .iter()
         .take(half)
         .map(|&(shape, name)| (name, ClassKind::Invariant(shape)));
-    let distinctive = DISTINCTIVE_PAIRS
+    let distinctive = changes
         .iter()
+        .filter_map(|change| DISTINCTIVE_PAIRS.iter().find(|pair| pair.0 == *change))
         .flat_map(|&(change, forward, backward)| {
             [(forward, false), (backward, true)]
                 .map(|(name, reversed)| (name, ClassKind::Distinctive { change, reversed }))

@@ -14,7 +14,8 @@
 //!   class is rendered from a scene sampled exactly like the first and played backwards. Hence
 //!   any order-free statistic (a single frame, a shuffled clip) has the same distribution for
 //!   both classes of a pair; only frame order separates them. (A shuffled clip can still tell
-//!   *which attribute* changes, i.e. which pair.)
+//!   *which attribute* changes, i.e. which pair.) A run takes the pairs in the order of
+//!   [`SynthConfig::distinctive_changes`], the catalogue's order above by default.
 //!
 //! Nuisances: random background colour with a gradient and a static low-frequency texture
 //! (shared by all clips of a group, across classes, so the background carries no class
@@ -51,7 +52,9 @@ mod classes;
 mod motion;
 mod scene;
 
-pub use classes::{ClassInfo, ClassesFile, Family, MAX_CLASSES};
+pub use classes::{
+    ClassInfo, ClassesFile, DEFAULT_DISTINCTIVE_CHANGES, DistinctiveChange, Family, MAX_CLASSES,
+};
 
 use super::pixels::CHANNELS;
 use avi::AviWriter;
@@ -103,6 +106,10 @@ pub struct SynthConfig {
     /// texture, per-pixel noise and the distractor disc's size (0 = a plain background, no
     /// distractor). The random draws are the same at every strength.
     pub clutter: f32,
+    /// Which distinctive pairs, in order (default: [`DEFAULT_DISTINCTIVE_CHANGES`]): the
+    /// distinctive half of the classes takes the first pairs of this list. Other pairs change
+    /// only the distinctive classes' videos: the invariant classes' files stay byte for byte.
+    pub distinctive_changes: Vec<DistinctiveChange>,
 }
 
 impl Default for SynthConfig {
@@ -118,6 +125,7 @@ impl Default for SynthConfig {
             fps: 25,
             object_scale: 1.0,
             clutter: 1.0,
+            distinctive_changes: DEFAULT_DISTINCTIVE_CHANGES.to_vec(),
         }
     }
 }
@@ -156,11 +164,30 @@ fn validate(cfg: &SynthConfig) -> Result<()> {
         MAX_OBJECT_RADIUS / OBJECT_RADIUS.1,
         cfg.object_scale
     );
+    check_distinctive_changes(cfg.classes, &cfg.distinctive_changes)?;
     ensure!(
         (0.0..=MAX_CLUTTER).contains(&cfg.clutter),
         "clutter must be in [0, {MAX_CLUTTER}], got {}",
         cfg.clutter
     );
+    Ok(())
+}
+
+/// Checks [`SynthConfig::distinctive_changes`] for a set of `classes` classes: enough pairs
+/// for its distinctive half, none listed twice.
+pub fn check_distinctive_changes(classes: usize, changes: &[DistinctiveChange]) -> Result<()> {
+    let pairs = (classes / 2).div_ceil(2);
+    ensure!(
+        changes.len() >= pairs,
+        "distinctive_changes: {classes} classes need {pairs} distinctive pairs, got {} ({changes:?})",
+        changes.len()
+    );
+    for (i, change) in changes.iter().enumerate() {
+        ensure!(
+            !changes[..i].contains(change),
+            "distinctive_changes: {change:?} is listed twice"
+        );
+    }
     Ok(())
 }
 
@@ -215,7 +242,7 @@ fn video_jobs(cfg: &SynthConfig, classes: &[ClassSpec]) -> Vec<VideoJob> {
 /// Generates the dataset described by `cfg` and returns what was written.
 pub fn generate(cfg: &SynthConfig) -> Result<SynthSummary> {
     validate(cfg)?;
-    let classes = class_specs(cfg.classes);
+    let classes = class_specs(cfg.classes, &cfg.distinctive_changes);
     let jobs = video_jobs(cfg, &classes);
     for spec in &classes {
         let dir = cfg.out.join(&spec.info.name);

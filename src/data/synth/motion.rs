@@ -5,7 +5,7 @@
 
 use rand::Rng;
 
-use super::classes::Change;
+use super::classes::DistinctiveChange;
 use super::{OBJECT_RADIUS, SynthConfig, uniform};
 
 /// Keep this many pixels between an object's extent and the frame border.
@@ -140,7 +140,7 @@ fn random_walk_positions(
 /// random but fixed, so a single frame looks alike across the whole family.
 pub(super) fn distinctive_track(
     rng: &mut impl Rng,
-    change: Change,
+    change: DistinctiveChange,
     cfg: &SynthConfig,
 ) -> Vec<ObjectState> {
     let size = cfg.size as f32;
@@ -157,11 +157,11 @@ pub(super) fn distinctive_track(
     let track =
         |state: &dyn Fn(f32) -> ObjectState| (0..cfg.frames).map(|t| state(t as f32)).collect();
     match change {
-        Change::MoveHorizontal | Change::MoveVertical => {
+        DistinctiveChange::MoveHorizontal | DistinctiveChange::MoveVertical => {
             let span = range.1 - range.0;
             let speed = clamped_rate(rng, MOVE_SPEED, size, span / steps);
             let from = uniform(rng, (range.0, range.1 - speed * steps));
-            let horizontal = change == Change::MoveHorizontal;
+            let horizontal = change == DistinctiveChange::MoveHorizontal;
             track(&|t| {
                 let p = from + speed * t;
                 let (x, y) = if horizontal {
@@ -172,7 +172,7 @@ pub(super) fn distinctive_track(
                 ObjectState { x, y, ..start }
             })
         }
-        Change::Scale => {
+        DistinctiveChange::Scale => {
             let scale = cfg.object_scale.min(GROWTH_RADIUS_LIMIT / GROWTH_RADIUS.1);
             let (low, high) = (
                 GROWTH_RADIUS.0 * size * scale,
@@ -190,7 +190,7 @@ pub(super) fn distinctive_track(
                 ..start
             })
         }
-        Change::Rotate => {
+        DistinctiveChange::Rotate => {
             let speed = uniform(rng, ROTATION_SPEED_DEG).to_radians();
             // Image y points down, so a growing angle turns clockwise on screen.
             track(&|t| ObjectState {
@@ -198,7 +198,7 @@ pub(super) fn distinctive_track(
                 ..start
             })
         }
-        Change::Brightness => {
+        DistinctiveChange::Brightness => {
             let (low, high) = BRIGHTNESS_RANGE;
             let rate = clamped_rate(rng, BRIGHTNESS_RATE, 1.0, (high - low) / steps);
             let from = uniform(rng, (low, high - rate * steps));
