@@ -77,6 +77,19 @@ pub enum DistinctiveChange {
     MoveVertical,
 }
 
+impl std::fmt::Display for DistinctiveChange {
+    /// The configuration name (as serde writes it; a test keeps the two the same).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::MoveHorizontal => "move_horizontal",
+            Self::Scale => "scale",
+            Self::Rotate => "rotate",
+            Self::Brightness => "brightness",
+            Self::MoveVertical => "move_vertical",
+        })
+    }
+}
+
 impl std::str::FromStr for DistinctiveChange {
     type Err = String;
 
@@ -168,4 +181,20 @@ pub(super) fn class_specs(classes: usize, changes: &[DistinctiveChange]) -> Vec<
             kind,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_reads_and_prints_by_its_configuration_name() {
+        for change in DEFAULT_DISTINCTIVE_CHANGES {
+            let name = change.to_string();
+            let toml_name = toml::Value::try_from(change).unwrap();
+            assert_eq!(toml_name.as_str(), Some(name.as_str()));
+            assert_eq!(name.parse::<DistinctiveChange>(), Ok(change));
+        }
+        assert!("Scale".parse::<DistinctiveChange>().is_err());
+    }
 }

@@ -177,15 +177,17 @@ fn validate(cfg: &SynthConfig) -> Result<()> {
 /// for its distinctive half, none listed twice.
 pub fn check_distinctive_changes(classes: usize, changes: &[DistinctiveChange]) -> Result<()> {
     let pairs = (classes / 2).div_ceil(2);
+    let names: Vec<String> = changes.iter().map(ToString::to_string).collect();
     ensure!(
         changes.len() >= pairs,
-        "distinctive_changes: {classes} classes need {pairs} distinctive pairs, got {} ({changes:?})",
-        changes.len()
+        "distinctive_changes: {classes} classes need {pairs} distinctive pairs, got {} ({})",
+        changes.len(),
+        names.join(", ")
     );
     for (i, change) in changes.iter().enumerate() {
         ensure!(
             !changes[..i].contains(change),
-            "distinctive_changes: {change:?} is listed twice"
+            "distinctive_changes: {change} is listed twice"
         );
     }
     Ok(())
