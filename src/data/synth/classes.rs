@@ -196,5 +196,8 @@ mod tests {
             assert_eq!(name.parse::<DistinctiveChange>(), Ok(change));
         }
         assert!("Scale".parse::<DistinctiveChange>().is_err());
+        // The default lists every pair of the catalogue, in its order.
+        let catalogue: Vec<_> = DISTINCTIVE_PAIRS.iter().map(|pair| pair.0).collect();
+        assert_eq!(catalogue, DEFAULT_DISTINCTIVE_CHANGES);
     }
 }
