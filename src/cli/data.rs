@@ -88,9 +88,8 @@ pub enum DataCommand {
         /// Nuisance strength relative to the default (0 = plain background).
         #[arg(long, default_value_t = 1.0)]
         clutter: f32,
-        /// The distinctive pairs, in order (the distinctive classes take the first ones):
-        /// move_horizontal, scale, rotate, brightness, move_vertical (default: all, that order).
-        #[arg(long, value_delimiter = ',')]
+        /// The distinctive pairs, in order (the distinctive classes take the first ones).
+        #[arg(long, value_delimiter = ',', default_values_t = synth::DEFAULT_DISTINCTIVE_CHANGES)]
         distinctive_changes: Vec<DistinctiveChange>,
     },
 }
@@ -216,11 +215,7 @@ pub fn run(what: DataCommand) -> Result<()> {
                 seed,
                 object_scale,
                 clutter,
-                distinctive_changes: if distinctive_changes.is_empty() {
-                    synth::DEFAULT_DISTINCTIVE_CHANGES.to_vec()
-                } else {
-                    distinctive_changes
-                },
+                distinctive_changes,
                 ..SynthConfig::default()
             };
             let summary = synth::generate(&cfg)?;
