@@ -134,6 +134,13 @@ pub fn summarize(dirs: &[PathBuf]) -> Result<String> {
             r.config.seed
         )?;
     }
+    let generators: Vec<Option<u64>> = runs
+        .iter()
+        .map(|r| r.config.data.synthetic.as_ref().map(|s| s.seed))
+        .collect();
+    if let Some(note) = mixed_generators_note(&generators) {
+        writeln!(md, "\n{note}")?;
+    }
     writeln!(
         md,
         "\n#### Test top-1, % (mean ± standard error over runs; per run in the last column)\n"
@@ -332,6 +339,26 @@ fn decide_across_runs(per_run: &[Vec<Margin>]) -> (Vec<MarginAcross>, Vec<(&'sta
 /// The `[checks]` a run was decided with (the defaults when it has none).
 fn checks_of(run: &Run) -> ChecksConfig {
     run.config.checks.clone().unwrap_or_default()
+}
+
+/// A warning when the runs were made on more than one generator seed (`None`: not synthetic
+/// data): their mean ± standard error then pools different datasets, and the across-runs
+/// verdict is one over all of them, while a claim is judged per generator seed (issue 12
+/// asks a second generator seed to give the same verdicts by itself).
+fn mixed_generators_note(generators: &[Option<u64>]) -> Option<String> {
+    let mut seeds: Vec<u64> = generators.iter().flatten().copied().collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    (seeds.len() > 1).then(|| {
+        let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
+        format!(
+            "**These runs come from {} generator seeds ({})**: every mean ± SE below pools \
+             different data, and the verdicts across runs are one over all of them; for a \
+             verdict per generator seed, summarize each seed's runs on their own.",
+            seeds.len(),
+            list.join(", ")
+        )
+    })
 }
 
 /// The "Prerequisites across runs" section: [`decide_across_runs`] as a table and a verdict
@@ -559,6 +586,14 @@ mod tests {
         assert_eq!(verdicts, [("e", false)]);
         let three = [&[Some(0.0)][..]; 3];
         assert_eq!(decide_across_runs(&runs_of(&spec, &three)).1, [("e", true)]);
+    }
+
+    #[test]
+    fn runs_of_several_generator_seeds_are_flagged() {
+        assert_eq!(mixed_generators_note(&[Some(7), Some(7), Some(7)]), None);
+        assert_eq!(mixed_generators_note(&[None, None]), None);
+        let note = mixed_generators_note(&[Some(9), Some(7), Some(9)]).unwrap();
+        assert!(note.contains("2 generator seeds (7, 9)"), "{note}");
     }
 
     #[test]
