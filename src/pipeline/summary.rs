@@ -8,6 +8,7 @@
 //! The standard error is the sample standard deviation over runs divided by √n; a
 //! difference is paired (per run, then averaged), which removes what the runs share.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -116,13 +117,13 @@ pub fn summarize(dirs: &[PathBuf]) -> Result<String> {
     writeln!(md, "### {n} run(s)\n")?;
     writeln!(md, "| run | seed | generator seed | test videos |")?;
     writeln!(md, "|---|---|---|---|")?;
-    for r in &runs {
-        let generator = r
-            .config
-            .data
-            .synthetic
-            .as_ref()
-            .map_or("—".into(), |s| s.seed.to_string());
+    // Each run's generator seed (`None`: not synthetic data).
+    let generators: Vec<Option<u64>> = runs
+        .iter()
+        .map(|r| r.config.data.synthetic.as_ref().map(|s| s.seed))
+        .collect();
+    for (r, generator) in runs.iter().zip(&generators) {
+        let generator = generator.map_or("—".into(), |seed| seed.to_string());
         let videos = r
             .metrics
             .get("test_videos")
@@ -134,10 +135,6 @@ pub fn summarize(dirs: &[PathBuf]) -> Result<String> {
             r.config.seed
         )?;
     }
-    let generators: Vec<Option<u64>> = runs
-        .iter()
-        .map(|r| r.config.data.synthetic.as_ref().map(|s| s.seed))
-        .collect();
     if let Some(note) = mixed_generators_note(&generators) {
         writeln!(md, "\n{note}")?;
     }
@@ -346,9 +343,7 @@ fn checks_of(run: &Run) -> ChecksConfig {
 /// verdict is one over all of them, while a claim is judged per generator seed (issue 12
 /// asks a second generator seed to give the same verdicts by itself).
 fn mixed_generators_note(generators: &[Option<u64>]) -> Option<String> {
-    let mut seeds: Vec<u64> = generators.iter().flatten().copied().collect();
-    seeds.sort_unstable();
-    seeds.dedup();
+    let seeds: BTreeSet<u64> = generators.iter().flatten().copied().collect();
     (seeds.len() > 1).then(|| {
         let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
         format!(
