@@ -19,6 +19,10 @@ const TINY_FRAMES: usize = 24;
 const FOREGROUND_THRESHOLD: u8 = 40;
 /// Minimum centroid travel (pixels) between the first and last frame of a move class.
 const MIN_TRAVEL_PX: f64 = 3.0;
+/// A posture video's bar (length 2.5× its width, tilted ≤ 10°) is at least this much taller
+/// than wide when standing, and wider than tall by the same factor when lying; a lying bar at
+/// the tilt limit measures ≈ 0.5 at 32² (it is ≈ 0.4 flat).
+const MIN_UPRIGHTNESS_RATIO: f64 = 1.5;
 
 fn tiny_config(out: &Path, seed: u64) -> SynthConfig {
     SynthConfig {
@@ -66,9 +70,9 @@ fn median_background(frames: &[RgbFrame]) -> Vec<u8> {
         .collect()
 }
 
-/// Centroid x, y of the largest 4-connected foreground component (the object; the distractor
-/// is smaller).
-fn object_centroid(frame: &RgbFrame, background: &[u8]) -> (f64, f64) {
+/// Pixel coordinates (x, y) of the largest 4-connected foreground component (the object; the
+/// distractor is smaller).
+fn object_pixels(frame: &RgbFrame, background: &[u8]) -> Vec<(f64, f64)> {
     let (w, h) = (frame.width as usize, frame.height as usize);
     let mask: Vec<bool> = frame
         .data
@@ -111,10 +115,29 @@ fn object_centroid(frame: &RgbFrame, background: &[u8]) -> (f64, f64) {
         }
     }
     assert!(!best.is_empty(), "no foreground found");
-    let n = best.len() as f64;
-    let sx: f64 = best.iter().map(|&i| (i % w) as f64).sum();
-    let sy: f64 = best.iter().map(|&i| (i / w) as f64).sum();
+    best.iter()
+        .map(|&i| ((i % w) as f64, (i / w) as f64))
+        .collect()
+}
+
+/// Centroid x, y of [`object_pixels`].
+fn object_centroid(frame: &RgbFrame, background: &[u8]) -> (f64, f64) {
+    let pixels = object_pixels(frame, background);
+    let n = pixels.len() as f64;
+    let sx: f64 = pixels.iter().map(|p| p.0).sum();
+    let sy: f64 = pixels.iter().map(|p| p.1).sum();
     (sx / n, sy / n)
+}
+
+/// How much taller than wide the object is: its spread along y over its spread along x
+/// (standard deviations of its pixels' coordinates); above 1 standing, below 1 lying.
+fn object_uprightness(frame: &RgbFrame, background: &[u8]) -> f64 {
+    let pixels = object_pixels(frame, background);
+    let (cx, cy) = object_centroid(frame, background);
+    let n = pixels.len() as f64;
+    let var_x: f64 = pixels.iter().map(|p| (p.0 - cx).powi(2)).sum::<f64>() / n;
+    let var_y: f64 = pixels.iter().map(|p| (p.1 - cy).powi(2)).sum::<f64>() / n;
+    (var_y / var_x).sqrt()
 }
 
 #[test]
@@ -289,6 +312,57 @@ fn distinctive_changes_pick_the_pairs_and_keep_the_invariant_videos() {
             "{class}: the invariant videos changed with distinctive_changes"
         );
     }
+}
+
+#[test]
+fn posture_videos_lie_then_stand_and_their_reversals_stand_then_lie() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("posture");
+    let summary = generate(&SynthConfig {
+        distinctive_changes: vec![DistinctiveChange::Posture],
+        ..tiny_config(&out, 7)
+    })
+    .expect("generate");
+    let names: Vec<_> = summary.classes.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["InvCircle", "InvCross", "DistStandUp", "DistLieDown"]
+    );
+
+    let videos = listed_videos(&out);
+    let mut by_group: BTreeMap<usize, Vec<(String, Vec<RgbFrame>)>> = BTreeMap::new();
+    for (class, path) in &videos {
+        let group = group_of(&path.to_string_lossy());
+        by_group
+            .entry(group)
+            .or_default()
+            .push((class.clone(), all_frames(path)));
+    }
+    let mut checked = 0;
+    for clips in by_group.values() {
+        let pooled: Vec<RgbFrame> = clips.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
+        let background = median_background(&pooled);
+        for (class, frames) in clips {
+            let standing_last = match class.as_str() {
+                "DistStandUp" => true,
+                "DistLieDown" => false,
+                _ => continue,
+            };
+            let first = object_uprightness(&frames[0], &background);
+            let last = object_uprightness(&frames[TINY_FRAMES - 1], &background);
+            let (lying, standing) = if standing_last {
+                (first, last)
+            } else {
+                (last, first)
+            };
+            assert!(
+                standing >= MIN_UPRIGHTNESS_RATIO && lying <= 1.0 / MIN_UPRIGHTNESS_RATIO,
+                "{class}: uprightness {first:.2} in the first frame, {last:.2} in the last"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2 * (TINY_TRAIN + TINY_TEST));
 }
 
 fn all_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {

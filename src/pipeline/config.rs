@@ -160,7 +160,8 @@ pub struct SyntheticConfig {
     #[serde(default = "unit")]
     pub clutter: f32,
     /// The distinctive pairs, in order (`move_horizontal`, `scale`, `rotate`, `brightness`,
-    /// `move_vertical`): the distinctive classes take the first ones (default: that order).
+    /// `move_vertical`, `posture`): the distinctive classes take the first ones (default: that
+    /// order).
     #[serde(default = "default_distinctive_changes")]
     pub distinctive_changes: Vec<DistinctiveChange>,
 }

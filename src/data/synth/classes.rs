@@ -66,7 +66,14 @@ const INVARIANT_SHAPES: [(Shape, &str); 8] = [
 
 /// The attribute a distinctive pair changes (a pair: the change and its time reversal).
 /// Names in configurations: `move_horizontal`, `scale`, `rotate`, `brightness`,
-/// `move_vertical`.
+/// `move_vertical`, `posture`.
+///
+/// The first five change steadily for the whole video, so every clip of a video shows the same
+/// direction: a feature that ignores *when* a clip was taken can keep it (the time-invariant
+/// teacher did, `docs/results/synthetic_claim.md`, "Iteration 3"). `posture` is one event
+/// between two held states (a bar lying down, then standing up, like the paper's sit-up vs
+/// stand-up): clips before and after it look different, so only order separates the pair and
+/// a feature that maps every clip of a video to one point has to lose it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DistinctiveChange {
@@ -75,6 +82,7 @@ pub enum DistinctiveChange {
     Rotate,
     Brightness,
     MoveVertical,
+    Posture,
 }
 
 impl std::fmt::Display for DistinctiveChange {
@@ -86,6 +94,7 @@ impl std::fmt::Display for DistinctiveChange {
             Self::Rotate => "rotate",
             Self::Brightness => "brightness",
             Self::MoveVertical => "move_vertical",
+            Self::Posture => "posture",
         })
     }
 }
@@ -103,7 +112,7 @@ impl std::str::FromStr for DistinctiveChange {
 }
 
 /// Distinctive pairs: (change, name of the forward class, name of its time reversal).
-const DISTINCTIVE_PAIRS: [(DistinctiveChange, &str, &str); 5] = [
+const DISTINCTIVE_PAIRS: [(DistinctiveChange, &str, &str); 6] = [
     (
         DistinctiveChange::MoveHorizontal,
         "DistMoveRight",
@@ -117,17 +126,19 @@ const DISTINCTIVE_PAIRS: [(DistinctiveChange, &str, &str); 5] = [
         "DistMoveDown",
         "DistMoveUp",
     ),
+    (DistinctiveChange::Posture, "DistStandUp", "DistLieDown"),
 ];
 
 /// The catalogue's order of the distinctive pairs, the default of
 /// [`super::SynthConfig::distinctive_changes`]: a run with `n` distinctive classes takes the
 /// first `n / 2` pairs (rounded up; an odd `n` takes only the forward class of the last).
-pub const DEFAULT_DISTINCTIVE_CHANGES: [DistinctiveChange; 5] = [
+pub const DEFAULT_DISTINCTIVE_CHANGES: [DistinctiveChange; 6] = [
     DistinctiveChange::MoveHorizontal,
     DistinctiveChange::Scale,
     DistinctiveChange::Rotate,
     DistinctiveChange::Brightness,
     DistinctiveChange::MoveVertical,
+    DistinctiveChange::Posture,
 ];
 
 /// Largest supported number of classes (twice the smaller family catalogue).

@@ -37,6 +37,13 @@ const BRIGHTNESS_RATE: (f32, f32) = (0.025, 0.045);
 const BRIGHTNESS_RANGE: (f32, f32) = (0.3, 1.7);
 /// Fixed brightness range of objects whose brightness does not change.
 const STATIC_BRIGHTNESS: (f32, f32) = (0.85, 1.15);
+/// Posture: largest tilt of the held states away from lying flat or standing upright.
+const POSTURE_TILT_DEG: f32 = 10.0;
+/// Posture: the turn from lying to standing (a quarter turn) takes this many frames.
+const POSTURE_TURN_FRAMES: (f32, f32) = (4.0, 8.0);
+/// Posture: the turn's midpoint lies in this part of the video (fractions of its length), so
+/// both held states last long enough for clips of their own at either end.
+const POSTURE_TURN_CENTRE: (f32, f32) = (0.35, 0.65);
 /// Distractor disc speed (fraction of frame size / frame).
 const DISTRACTOR_SPEED: (f32, f32) = (0.005, 0.015);
 
@@ -196,6 +203,28 @@ pub(super) fn distinctive_track(
             track(&|t| ObjectState {
                 angle: start.angle + speed * t,
                 ..start
+            })
+        }
+        DistinctiveChange::Posture => {
+            // Lying: the bar along x (marked end either side); standing: a quarter turn either way.
+            let flat = if rng.random_bool(0.5) {
+                0.0
+            } else {
+                std::f32::consts::PI
+            };
+            let tilt = POSTURE_TILT_DEG.to_radians();
+            let lying = flat + uniform(rng, (-tilt, tilt));
+            let turn = if rng.random_bool(0.5) { 1.0 } else { -1.0 } * std::f32::consts::FRAC_PI_2;
+            let standing = flat + turn + uniform(rng, (-tilt, tilt));
+            let duration = uniform(rng, POSTURE_TURN_FRAMES);
+            let centre = uniform(rng, POSTURE_TURN_CENTRE) * steps;
+            let begin = centre - duration / 2.0;
+            track(&|t| {
+                let progress = ((t - begin) / duration).clamp(0.0, 1.0);
+                ObjectState {
+                    angle: lying + (standing - lying) * progress,
+                    ..start
+                }
             })
         }
         DistinctiveChange::Brightness => {
