@@ -336,6 +336,26 @@ pub struct TstrConfig {
     pub normalization: ScoreNormalization,
     /// Videos per forward pass.
     pub batch_size: usize,
+    /// Frames per score clip; absent: the supervised clips' `data.frames`. The method fixes
+    /// only that the clips are spread over the video: a score compares moments of a video, so
+    /// it wants short clips apart in time, while a classifier may need a clip long enough to
+    /// hold a whole event (the synthetic posture pair), so the two geometries may differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<usize>,
+    /// Stride between a score clip's frames; absent: `data.stride`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stride: Option<usize>,
+}
+
+impl TstrConfig {
+    /// The score clips' frames and stride: this section's where given, else the supervised
+    /// clips' (`data`).
+    pub fn clip_geometry(&self, data: &DataConfig) -> (usize, usize) {
+        (
+            self.frames.unwrap_or(data.frames),
+            self.stride.unwrap_or(data.stride),
+        )
+    }
 }
 
 /// Where the student's backbone starts.
@@ -601,6 +621,12 @@ impl ExperimentConfig {
             );
         }
         positive("tstr.batch_size", self.tstr.batch_size)?;
+        if let Some(frames) = self.tstr.frames {
+            positive("tstr.frames", frames)?;
+        }
+        if let Some(stride) = self.tstr.stride {
+            positive("tstr.stride", stride)?;
+        }
         positive("eval.clips", self.eval.clips)?;
         positive("eval.batch_size", self.eval.batch_size)?;
         self.eval.eval_crops()?;
@@ -686,12 +712,14 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
 }
 
 /// Keys that may be absent from a file but still set from the command line.
-const OPTIONAL_KEYS: [&str; 5] = [
+const OPTIONAL_KEYS: [&str; 7] = [
     "data.labeled_fraction",
     "data.labeled_per_class",
     "model.dropout",
     "model.init_from",
     "model.init_layout",
+    "tstr.frames",
+    "tstr.stride",
 ];
 /// Pairs of keys of which at most one may be set.
 const EXCLUSIVE_KEYS: [(&str, &str); 1] = [("data.labeled_fraction", "data.labeled_per_class")];
@@ -1009,6 +1037,25 @@ mod tests {
         );
         // Without a grid the folds are not used, so one is not an error.
         with(&["probe.folds=1"]).unwrap();
+    }
+
+    #[test]
+    fn score_clips_take_the_supervised_geometry_unless_given_their_own() {
+        let claim = crate::pipeline::registry::find("synthetic_claim").unwrap();
+        let with = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            ExperimentConfig::from_toml(claim.text, "synthetic_claim", &sets)
+        };
+        let default = with(&["data.frames=8", "data.stride=2"]).unwrap();
+        assert_eq!(default.tstr.clip_geometry(&default.data), (8, 2));
+        // Absent keys stay absent in the written configuration (no drift for old runs).
+        let written: toml::Table = default.to_toml().unwrap().parse().unwrap();
+        let tstr = written["tstr"].as_table().unwrap();
+        assert!(!tstr.contains_key("frames") && !tstr.contains_key("stride"));
+        let own = with(&["data.stride=8", "tstr.stride=2", "tstr.frames=16"]).unwrap();
+        assert_eq!(own.tstr.clip_geometry(&own.data), (16, 2));
+        let err = format!("{:#}", with(&["tstr.stride=0"]).unwrap_err());
+        assert!(err.contains("tstr.stride"), "{err}");
     }
 
     #[test]

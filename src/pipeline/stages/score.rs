@@ -42,10 +42,11 @@ pub fn score<B: Backend>(ctx: &StageContext<'_>, device: &B::Device) -> Result<u
     let invariant = load(TeacherKind::Invariant)?;
     let distinctive = load(TeacherKind::Distinctive)?;
     let d = &ctx.config.data;
+    let (frames, stride) = ctx.config.tstr.clip_geometry(d);
     let recipe = ClipRecipe::Tstr {
         clips: ctx.config.tstr.clips,
-        frames: d.frames,
-        stride: d.stride,
+        frames,
+        stride,
         out_size: d.size,
     };
     let all: Vec<usize> = (0..ctx.data.train.len()).collect();
