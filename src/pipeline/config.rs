@@ -1041,20 +1041,25 @@ mod tests {
 
     #[test]
     fn score_clips_take_the_supervised_geometry_unless_given_their_own() {
-        let claim = crate::pipeline::registry::find("synthetic_claim").unwrap();
-        let with = |sets: &[&str]| {
+        let with = |name: &str, sets: &[&str]| {
+            let file = crate::pipeline::registry::find(name).unwrap();
             let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-            ExperimentConfig::from_toml(claim.text, "synthetic_claim", &sets)
+            ExperimentConfig::from_toml(file.text, name, &sets)
         };
-        let default = with(&["data.frames=8", "data.stride=2"]).unwrap();
-        assert_eq!(default.tstr.clip_geometry(&default.data), (8, 2));
+        // The demo gives the score no geometry of its own: it follows `data`.
+        let demo = with("synthetic", &["data.frames=8", "data.stride=3"]).unwrap();
+        assert_eq!(demo.tstr.clip_geometry(&demo.data), (8, 3));
         // Absent keys stay absent in the written configuration (no drift for old runs).
-        let written: toml::Table = default.to_toml().unwrap().parse().unwrap();
+        let written: toml::Table = demo.to_toml().unwrap().parse().unwrap();
         let tstr = written["tstr"].as_table().unwrap();
         assert!(!tstr.contains_key("frames") && !tstr.contains_key("stride"));
-        let own = with(&["data.stride=8", "tstr.stride=2", "tstr.frames=16"]).unwrap();
+        let own = with("synthetic", &["tstr.stride=2", "tstr.frames=16"]).unwrap();
         assert_eq!(own.tstr.clip_geometry(&own.data), (16, 2));
-        let err = format!("{:#}", with(&["tstr.stride=0"]).unwrap_err());
+        // The claim's score clips stay short while its supervised clips span the video.
+        let claim = with("synthetic_claim", &[]).unwrap();
+        assert_eq!((claim.data.frames, claim.data.stride), (8, 8));
+        assert_eq!(claim.tstr.clip_geometry(&claim.data), (8, 2));
+        let err = format!("{:#}", with("synthetic", &["tstr.stride=0"]).unwrap_err());
         assert!(err.contains("tstr.stride"), "{err}");
     }
 
@@ -1074,7 +1079,13 @@ mod tests {
                 .distinctive_changes
                 .clone()
         };
-        assert_eq!(changes(&default), DEFAULT_DISTINCTIVE_CHANGES);
+        assert_eq!(
+            changes(&default),
+            [
+                DistinctiveChange::MoveHorizontal,
+                DistinctiveChange::Posture
+            ]
+        );
         let moves = with(r#"["move_horizontal", "move_vertical"]"#).unwrap();
         assert_eq!(
             changes(&moves),
