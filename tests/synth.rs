@@ -120,20 +120,24 @@ fn object_pixels(frame: &RgbFrame, background: &[u8]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Centroid x, y of [`object_pixels`].
-fn object_centroid(frame: &RgbFrame, background: &[u8]) -> (f64, f64) {
-    let pixels = object_pixels(frame, background);
+/// Mean x, y of a set of pixel coordinates.
+fn centroid(pixels: &[(f64, f64)]) -> (f64, f64) {
     let n = pixels.len() as f64;
     let sx: f64 = pixels.iter().map(|p| p.0).sum();
     let sy: f64 = pixels.iter().map(|p| p.1).sum();
     (sx / n, sy / n)
 }
 
+/// Centroid x, y of [`object_pixels`].
+fn object_centroid(frame: &RgbFrame, background: &[u8]) -> (f64, f64) {
+    centroid(&object_pixels(frame, background))
+}
+
 /// How much taller than wide the object is: its spread along y over its spread along x
 /// (standard deviations of its pixels' coordinates); above 1 standing, below 1 lying.
 fn object_uprightness(frame: &RgbFrame, background: &[u8]) -> f64 {
     let pixels = object_pixels(frame, background);
-    let (cx, cy) = object_centroid(frame, background);
+    let (cx, cy) = centroid(&pixels);
     let n = pixels.len() as f64;
     let var_x: f64 = pixels.iter().map(|p| (p.0 - cx).powi(2)).sum::<f64>() / n;
     let var_y: f64 = pixels.iter().map(|p| (p.1 - cy).powi(2)).sum::<f64>() / n;

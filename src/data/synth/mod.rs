@@ -8,9 +8,11 @@
 //!   phase, or a bounded random walk. All three are (statistically) time-reversible, so frame
 //!   order carries no class information: one frame suffices.
 //! * **Distinctive** classes (`Dist*`): every video shows the *same* appearance (a bar with a
-//!   marked end, asymmetric so rotation is visible) and the class is the *direction of change*.
-//!   Classes come in pairs that are exact time reversals of each other (MoveRight/MoveLeft,
-//!   Grow/Shrink, RotateCw/RotateCcw, Brighten/Darken, MoveDown/MoveUp): a video of the second
+//!   marked end, asymmetric so rotation is visible) and the class is the *direction of change*:
+//!   a steady change for the whole video, or one event between two held states (StandUp: the
+//!   bar lies, turns upright and stands). Classes come in pairs that are exact time reversals
+//!   of each other (MoveRight/MoveLeft, Grow/Shrink, RotateCw/RotateCcw, Brighten/Darken,
+//!   MoveDown/MoveUp, StandUp/LieDown): a video of the second
 //!   class is rendered from a scene sampled exactly like the first and played backwards. Hence
 //!   any order-free statistic (a single frame, a shuffled clip) has the same distribution for
 //!   both classes of a pair; only frame order separates them. (A shuffled clip can still tell
