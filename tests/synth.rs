@@ -227,16 +227,8 @@ fn tiny_dataset_layout_decodes_and_moves_in_the_right_direction() {
 /// to the last, and less across it; returns how many videos were checked. The object is found
 /// against each group's median background.
 fn check_travel(videos: &[(String, PathBuf)], moves: &[(&str, usize, f64)]) -> usize {
-    let mut by_group: BTreeMap<usize, Vec<(String, Vec<RgbFrame>)>> = BTreeMap::new();
-    for (class, path) in videos {
-        let group = group_of(&path.to_string_lossy());
-        by_group
-            .entry(group)
-            .or_default()
-            .push((class.clone(), all_frames(path)));
-    }
     let mut checked = 0;
-    for clips in by_group.values() {
+    for clips in frames_by_group(videos).values() {
         let pooled: Vec<RgbFrame> = clips.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
         let background = median_background(&pooled);
         for (class, frames) in clips {
@@ -260,6 +252,19 @@ fn check_travel(videos: &[(String, PathBuf)], moves: &[(&str, usize, f64)]) -> u
         }
     }
     checked
+}
+
+/// Each video's class and decoded frames, by group (a group shares its background).
+fn frames_by_group(videos: &[(String, PathBuf)]) -> BTreeMap<usize, Vec<(String, Vec<RgbFrame>)>> {
+    let mut by_group: BTreeMap<usize, Vec<(String, Vec<RgbFrame>)>> = BTreeMap::new();
+    for (class, path) in videos {
+        let group = group_of(&path.to_string_lossy());
+        by_group
+            .entry(group)
+            .or_default()
+            .push((class.clone(), all_frames(path)));
+    }
+    by_group
 }
 
 /// Every video of a generated set with its class directory, from the list files.
@@ -333,17 +338,8 @@ fn posture_videos_lie_then_stand_and_their_reversals_stand_then_lie() {
         ["InvCircle", "InvCross", "DistStandUp", "DistLieDown"]
     );
 
-    let videos = listed_videos(&out);
-    let mut by_group: BTreeMap<usize, Vec<(String, Vec<RgbFrame>)>> = BTreeMap::new();
-    for (class, path) in &videos {
-        let group = group_of(&path.to_string_lossy());
-        by_group
-            .entry(group)
-            .or_default()
-            .push((class.clone(), all_frames(path)));
-    }
     let mut checked = 0;
-    for clips in by_group.values() {
+    for clips in frames_by_group(&listed_videos(&out)).values() {
         let pooled: Vec<RgbFrame> = clips.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
         let background = median_background(&pooled);
         for (class, frames) in clips {
